@@ -1,0 +1,15 @@
+"""ModelSpec -> ``.npz`` spec archive (config + float32 weights), run by the numpy backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgelstm.artifact import describe, write_sidecar
+
+QUANTIZATIONS = ("float32",)
+MODES = ("step",)
+
+
+def export(spec, out_dir: Path, options) -> list[Path]:
+    path = spec.save_npz(out_dir / f"{options.basename}.npz")
+    return [path, write_sidecar(path, describe(spec, "npz"))]

@@ -1,0 +1,129 @@
+"""StatefulModel: step-by-step inference over one or many streams, on any backend.
+
+A backend is a pure step function over explicit state: ``run(x, state) -> (y,
+new_state)`` with ``x`` (batch, features) and each state (batch, units), all float32.
+This class owns the state between calls, checks every input before it can touch the
+state, and offers snapshots (get/set state) so a stream can be persisted and resumed.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from edgelstm.errors import UserError
+
+
+class BadInputError(UserError, ValueError):
+    """An input row was refused (wrong width, NaN or inf); the state is unchanged."""
+
+
+class Backend(Protocol):
+    name: str
+    description: dict
+    input_size: int
+    output_size: int
+    #: [(state name, size), ...] in the order the step graph carries them.
+    state_sizes: list[tuple[str, int]]
+
+    def run(self, x: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+        ...
+
+
+class StatefulModel:
+    """A loaded model plus the recurrent state of ``streams`` independent streams."""
+
+    def __init__(self, backend: Backend, streams: int = 1):
+        if streams < 1:
+            raise UserError(f"streams must be at least 1, got {streams}")
+        self.backend = backend
+        self.streams = streams
+        self.reset()
+
+    # -- description -------------------------------------------------------------
+    @property
+    def input_size(self) -> int:
+        return self.backend.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.backend.output_size
+
+    @property
+    def description(self) -> dict:
+        return self.backend.description
+
+    @property
+    def state_sizes(self) -> list[tuple[str, int]]:
+        return list(self.backend.state_sizes)
+
+    # -- state -------------------------------------------------------------------
+    def reset(self, stream: int | None = None) -> None:
+        """Zero the state of every stream, or of one stream."""
+        if stream is None:
+            self._state = {n: np.zeros((self.streams, s), np.float32) for n, s in self.backend.state_sizes}
+        else:
+            for value in self._state.values():
+                value[stream] = 0.0
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """A copy of the state: {name: (streams, units) float32}."""
+        return {n: v.copy() for n, v in self._state.items()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Replace the state (e.g. from a snapshot); shapes must match exactly."""
+        new = {}
+        for name, size in self.backend.state_sizes:
+            if name not in state:
+                raise UserError(f"state snapshot lacks {name!r}")
+            value = np.asarray(state[name], np.float32)
+            if value.shape != (self.streams, size):
+                raise UserError(
+                    f"state {name!r} has shape {value.shape}, expected {(self.streams, size)}"
+                )
+            if not np.isfinite(value).all():
+                raise UserError(f"state {name!r} holds NaN or inf")
+            new[name] = value.copy()
+        self._state = new
+
+    # -- inference ---------------------------------------------------------------
+    def check_input(self, x) -> np.ndarray:
+        """x as a (streams, features) float32 array, or BadInputError."""
+        try:
+            arr = np.asarray(x, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise BadInputError("input is not numeric") from None
+        if arr.ndim == 1 and self.streams == 1:
+            arr = arr[None, :]
+        if arr.shape != (self.streams, self.input_size):
+            raise BadInputError(
+                f"input has shape {arr.shape}, expected ({self.streams}, {self.input_size})"
+                if arr.ndim != 1 else
+                f"input has {arr.shape[0]} values, expected {self.input_size}"
+            )
+        if not np.isfinite(arr).all():
+            raise BadInputError("input holds NaN or inf")
+        return arr
+
+    def step(self, x) -> np.ndarray:
+        """Advance every stream one timestep; returns (streams, outputs).
+
+        A 1-D input is accepted for a single stream and gives a 1-D output.
+        """
+        single = np.ndim(x) == 1
+        arr = self.check_input(x)
+        y, self._state = self.backend.run(arr, self._state)
+        return y[0] if single and self.streams == 1 else y
+
+    def run(self, xs) -> np.ndarray:
+        """Step through a whole sequence: (T, F) -> (T, O), or (streams, T, F) -> (streams, T, O).
+
+        Continues from the current state (call reset() first for a fresh start).
+        """
+        xs = np.asarray(xs, np.float32)
+        if xs.ndim == 2 and self.streams == 1:
+            return np.stack([self.step(row) for row in xs])
+        if xs.ndim != 3:
+            raise BadInputError(f"expected (T, F) or (streams, T, F), got shape {xs.shape}")
+        return np.stack([self.step(xs[:, t, :]) for t in range(xs.shape[1])], axis=1)
