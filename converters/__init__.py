@@ -29,6 +29,10 @@ class ExportOptions:
     calibration: object = None
     #: True when ``calibration`` is synthetic (no real data was available).
     calibration_synthetic: bool = False
+    #: Held-out sequences (N, T, features) and their targets, to measure what a
+    #: quantized export lost against the float reference. None: use ``calibration``.
+    heldout: object = None
+    heldout_targets: object = None
     opset: int | None = None
     #: Base file name (without suffix) of the artifact.
     basename: str = "model"

@@ -26,6 +26,16 @@ def _sigmoid(x):
     return out
 
 
+def _matmul(x, w):
+    """x (batch, n) @ w, computed row by row.
+
+    BLAS picks different kernels (gemv/gemm, blockings) for different batch sizes, so a
+    plain ``x @ w`` can round a stream's row differently when other streams ride along.
+    A stack of (1, n) products makes every stream bitwise what it would be alone.
+    """
+    return np.matmul(x[:, None, :], w)[:, 0, :]
+
+
 def _softmax(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -48,7 +58,7 @@ def lstm_step(layer: LayerSpec, x, h, c):
     """One LSTM step. Keras gate order in the fused weights: i, f, c, o."""
     act = ACTIVATIONS[layer.activation]
     gate = ACTIVATIONS[layer.recurrent_activation]
-    z = x @ layer.weights["kernel"] + h @ layer.weights["recurrent_kernel"]
+    z = _matmul(x, layer.weights["kernel"]) + _matmul(h, layer.weights["recurrent_kernel"])
     if layer.use_bias:
         z = z + layer.weights["bias"]
     zi, zf, zc, zo = np.split(z, 4, axis=-1)
@@ -76,30 +86,30 @@ def gru_step(layer: LayerSpec, x, h):
         b_x, b_h = (b[0], b[1]) if layer.reset_after else (b, 0.0)
     else:
         b_x, b_h = 0.0, 0.0
-    xz, xr, xh = np.split(x @ W + b_x, 3, axis=-1)
+    xz, xr, xh = np.split(_matmul(x, W) + b_x, 3, axis=-1)
     if layer.reset_after:
-        hz, hr, hh = np.split(h @ U + b_h, 3, axis=-1)
+        hz, hr, hh = np.split(_matmul(h, U) + b_h, 3, axis=-1)
         z = gate(xz + hz)
         r = gate(xr + hr)
         candidate = act(xh + r * hh)
     else:
-        hz, hr = np.split(h @ U[:, : 2 * units], 2, axis=-1)
+        hz, hr = np.split(_matmul(h, U[:, : 2 * units]), 2, axis=-1)
         z = gate(xz + hz)
         r = gate(xr + hr)
-        candidate = act(xh + (r * h) @ U[:, 2 * units :])
+        candidate = act(xh + _matmul(r * h, U[:, 2 * units :]))
     return z * h + (1.0 - z) * candidate
 
 
 def simple_rnn_step(layer: LayerSpec, x, h):
     act = ACTIVATIONS[layer.activation]
-    z = x @ layer.weights["kernel"] + h @ layer.weights["recurrent_kernel"]
+    z = _matmul(x, layer.weights["kernel"]) + _matmul(h, layer.weights["recurrent_kernel"])
     if layer.use_bias:
         z = z + layer.weights["bias"]
     return act(z)
 
 
 def dense(layer: LayerSpec, x):
-    y = x @ layer.weights["kernel"]
+    y = _matmul(x, layer.weights["kernel"])
     if layer.use_bias:
         y = y + layer.weights["bias"]
     return ACTIVATIONS[layer.activation](y)

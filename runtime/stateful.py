@@ -28,7 +28,8 @@ class Backend(Protocol):
     state_sizes: list[tuple[str, int]]
 
     def run(self, x: np.ndarray, state: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
-        ...
+        """One step. Must not modify ``state``; the arrays it returns belong to the
+        caller (they may be kept as a stream's state, so no reuse on the next call)."""
 
 
 class StatefulModel:

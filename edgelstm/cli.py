@@ -1,0 +1,334 @@
+"""The ``edgelstm`` command line.
+
+Errors a user can cause print one line ``error: ...`` and exit with status 2. The
+lean on-device install (numpy + click + one engine) runs ``run``, ``info`` and
+``profile``; commands that need TensorFlow say which extra to install.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from edgelstm import __version__
+from edgelstm.errors import UserError
+
+ARTIFACT_SUFFIXES = (".npz", ".tflite", ".onnx")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+#: artifact suffix -> module with ``inspect(path) -> dict`` (engine-level details)
+INSPECTORS = {".tflite": "edgelstm.runtime.tflite_info", ".onnx": "edgelstm.runtime.onnx_info"}
+
+
+class UserFacingError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+class Group(click.Group):
+    """Turns UserError (and a closed output pipe) into one line, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            raise UserFacingError(str(exc)) from None
+        except BrokenPipeError:
+            sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
+            ctx.exit(0)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgelstm")
+def cli():
+    """Keras LSTM / GRU / SimpleRNN models on small hardware.
+
+    \b
+    Typical path:
+      edgelstm train --dataset basicmotions -o models/      train (or bring a .keras)
+      edgelstm export models/basicmotions_lstm.keras --format tflite --quantize int8 -o out/
+      edgelstm run out/basicmotions_lstm.tflite --input sensor.csv
+      edgelstm demo                                         all of it on bundled data
+    """
+
+
+def main():
+    cli(prog_name="edgelstm")
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def load_spec(path: str | Path):
+    """A ModelSpec from a Keras model (.keras/.h5) or a .npz spec archive."""
+    from edgelstm.spec import ModelSpec
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return ModelSpec.load_npz(path)
+    if suffix in KERAS_SUFFIXES:
+        from edgelstm.calibration import apply_report, read_report
+        from edgelstm.keras_import import spec_from_path
+
+        return apply_report(spec_from_path(path), read_report(path))
+    raise UserError(f"{path}: not a model (expected .keras, .h5 or an edgelstm .npz)")
+
+
+def _echo_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _layers_table(layers: list[dict]) -> list[str]:
+    rows = [("#", "layer", "kind", "units", "activation", "recurrent", "sequences")]
+    for i, cfg in enumerate(layers):
+        rows.append((str(i), cfg.get("name", ""), cfg["kind"], str(cfg["units"]), cfg.get("activation", ""),
+                     str(cfg.get("recurrent_activation") or ""),
+                     str(cfg.get("return_sequences", "")) if cfg["kind"] in ("lstm", "gru", "simple_rnn") else ""))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+# -- info ------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+def info(path: Path, as_json: bool):
+    """What a model or artifact contains: layers, parameters, MACs per step, state, memory.
+
+    PATH is a Keras model (.keras/.h5, needs the host extra) or an exported artifact
+    (.npz, .tflite, .onnx).
+    """
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    data: dict = {"file": str(path), "file_bytes": path.stat().st_size}
+    if suffix in KERAS_SUFFIXES or suffix == ".npz":
+        spec = load_spec(path)
+        data.update({"name": spec.name, "task": spec.task, "input_size": spec.input_size,
+                     "output_size": spec.output_size, "class_names": spec.class_names,
+                     "returns_sequences": spec.returns_sequences, "source_hash": spec.source_hash,
+                     "states": [s.__dict__ for s in spec.state_specs()],
+                     "layers": [layer.config() for layer in spec.layers], **spec.stats()})
+    elif suffix in INSPECTORS:
+        import importlib
+
+        from edgelstm.runtime import open_backend
+
+        try:
+            module = importlib.import_module(INSPECTORS[suffix])
+        except ImportError:
+            module = None
+        if module is not None:
+            data.update(module.inspect(path))
+        else:
+            data["description"] = open_backend(path).description
+    else:
+        raise UserError(f"{path}: unknown file type {suffix!r} (expected .keras, .h5, .npz, .tflite or .onnx)")
+    if as_json:
+        _echo_json(data)
+        return
+    _print_info(data)
+
+
+def _print_info(data: dict) -> None:
+    desc = data.get("description") or {}
+    layers = data.get("layers") or desc.get("layers")
+    stats = {k: data[k] for k in ("parameters", "macs_per_step", "state_floats", "weight_bytes_float32") if k in data}
+    stats = stats or desc.get("stats") or {}
+    click.echo(f"{data['file']}  ({data['file_bytes']:,} bytes)")
+    for key in ("name", "model_name", "task", "format", "quantize", "mode", "input_size", "output_size"):
+        value = data.get(key, desc.get(key))
+        if value is not None:
+            click.echo(f"  {key:<22}{value}")
+    if layers:
+        click.echo("")
+        for line in _layers_table(layers):
+            click.echo("  " + line)
+    if stats:
+        click.echo("")
+        click.echo(f"  parameters            {stats['parameters']:,}")
+        click.echo(f"  MACs per step         {stats['macs_per_step']:,}")
+        click.echo(f"  state size (floats)   {stats['state_floats']:,}")
+        click.echo(f"  weight memory         {stats['weight_bytes_float32']:,} bytes as float32")
+    shown = {"file", "file_bytes", "description", "layers", "name", "model_name", "task", "format", "quantize",
+             "mode", "input_size", "output_size", "states", *stats}
+    rest = {k: v for k, v in data.items() if k not in shown}
+    for key, value in rest.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, default=str)
+            value = value if len(value) < 200 else value[:197] + "..."
+        click.echo(f"  {key:<22}{value}")
+
+
+# -- export ----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["npz", "tflite", "onnx"]), default="npz", show_default=True,
+              help="Target: npz (numpy backend), tflite (LiteRT / TFLite Micro), onnx (ONNX Runtime).")
+@click.option("--quantize", default="float32", show_default=True,
+              help="float32 | dynamic (int8 weights) | int8 (full integer, tflite) | int16x8 (tflite).")
+@click.option("--mode", type=click.Choice(["step", "sequence"]), default="step", show_default=True,
+              help="step: one timestep in, state as explicit inputs/outputs (streaming). "
+                   "sequence: a whole window in.")
+@click.option("--seq-len", type=click.IntRange(1), default=None,
+              help="Window length for --mode sequence (default: the model's own, if fixed).")
+@click.option("--calibration-data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Real sequences for quantization: .npz (x: N,T,F), .npy or .csv. Default: the data "
+                   "recorded by `edgelstm train`, else the bundled dataset, else synthetic (warned).")
+@click.option("--opset", type=int, default=None, help="ONNX opset (onnx only).")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Directory to write into.")
+@click.option("--name", default=None, help="Base file name (default: the model file's name).")
+def export(model, fmt, quantize, mode, seq_len, calibration_data, opset, output_dir, name):
+    """Export MODEL (.keras, .h5 or .npz spec) to a deployable artifact, verified on write.
+
+    Prints the path of every file written (the artifact and its .json description).
+    """
+    from edgelstm.calibration import resolve
+    from edgelstm.converters import ExportOptions, export as run_export
+
+    spec = load_spec(model)
+    options = ExportOptions(quantize=quantize, mode=mode, seq_len=seq_len, opset=opset,
+                            basename=name or default_basename(model, fmt, quantize, mode))
+    if quantize != "float32" or calibration_data is not None:
+        calib = resolve(spec, model, calibration_data, seq_len)
+        if calib.synthetic:
+            click.echo("warning: no real calibration data (give --calibration-data); using synthetic "
+                       "sequences, so quantization ranges may not fit real inputs", err=True)
+        options.calibration, options.calibration_synthetic = calib.x, calib.synthetic
+        options.heldout, options.heldout_targets = calib.heldout
+        options.extra["calibration_source"] = calib.source
+    for path in run_export(spec, fmt, output_dir, options):
+        click.echo(str(path))
+
+
+def default_basename(model: Path, fmt: str, quantize: str, mode: str) -> str:
+    parts = [model.stem]
+    if quantize != "float32":
+        parts.append(quantize)
+    if mode != "step":
+        parts.append(mode)
+    return ".".join(parts)
+
+
+# -- run -------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-i", "--input", "input_path", default="-", show_default=True,
+              help="CSV file, one row per timestep (feature columns; header optional), or - for stdin.")
+@click.option("-o", "--output", "output_path", default="-", show_default=True,
+              help="CSV file for one output row per step, or - for stdout.")
+@click.option("--stream-column", default=None,
+              help="Column whose distinct values are independent streams, each with its own state "
+                   "(interleaved sensors, or one id per sequence). Echoed in the output.")
+@click.option("--backend", default="auto", show_default=True,
+              help="auto (by file type) | numpy | litert | tflm | onnxruntime.")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Engine threads (default: 1).")
+@click.option("--on-bad-row", type=click.Choice(["error", "skip"]), default="error", show_default=True,
+              help="error: stop with the row number (exit 2). skip: report on stderr, keep the state unchanged.")
+def run(artifact, input_path, output_path, stream_column, backend, threads, on_bad_row):
+    """Stream CSV rows through ARTIFACT step by step, keeping state between rows."""
+    from edgelstm.csv_stream import stream_csv
+    from edgelstm.runtime import load
+
+    model = load(artifact, backend=backend, threads=threads)
+    src = _open_text(input_path, "r")
+    dst = _open_text(output_path, "w")
+    try:
+        stats = stream_csv(model, src, dst, stream_column=stream_column, on_bad_row=on_bad_row,
+                           flush_each_row=input_path == "-",
+                           warn=lambda msg: click.echo(f"warning: {msg}", err=True))
+    finally:
+        if src is not sys.stdin:
+            src.close()
+        if dst is not sys.stdout:
+            dst.close()
+        else:
+            dst.flush()
+    if stats.skipped:
+        click.echo(f"{stats.rows} rows streamed, {stats.skipped} skipped", err=True)
+
+
+def _open_text(path: str, mode: str):
+    if path == "-":
+        return sys.stdin if mode == "r" else sys.stdout
+    try:
+        return open(path, mode, newline="")
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror.lower() if exc.strerror else exc}") from None
+
+
+# -- train -----------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Train on a CSV instead: one row per timestep, with a header.")
+@click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label).")
+@click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
+              show_default=True, help="CSV: forecast the target's next value, or classify each window.")
+@click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length.")
+@click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn"]), default="lstm", show_default=True)
+@click.option("--units", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--layers", type=click.IntRange(1), default=1, show_default=True, help="Stacked recurrent layers.")
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--lr", type=float, default=1e-2, show_default=True, help="Adam learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
+              help="Directory (or .keras path) to write the model, report and calibration data to.")
+def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
+    """Train a small LSTM / GRU / SimpleRNN and save a .keras model plus a report."""
+    from edgelstm import datasets, training
+
+    if (dataset is None) == (csv_path is None):
+        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
+    if csv_path is not None:
+        if not target:
+            raise click.UsageError("--csv needs --target COLUMN")
+        data = training.dataset_from_csv(csv_path, target, window, task)
+    else:
+        data = datasets.load(dataset)
+    cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
+                               learning_rate=lr, seed=seed)
+    with click.progressbar(length=epochs, label=f"training {cell.upper()}({units}) on {data.name}",
+                           file=sys.stderr) as bar:
+        report = training.train(data, cfg, output, progress=bar.update)
+    click.echo(f"held-out metrics: {json.dumps(report['metrics'])}")
+    for path in report["paths"]:
+        click.echo(path)
+
+
+# -- demo ------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("edgelstm-demo"), show_default=True, help="Where models and exports go.")
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--units", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the table as JSON.")
+def demo(output_dir, epochs, units, json_path):
+    """Train an LSTM on bundled smartwatch data, export it to every format, stream the
+    held-out data through each export and print one table."""
+    from edgelstm.demo import run_demo
+
+    rows = run_demo(output_dir, epochs=epochs, units=units, echo=lambda m: click.echo(m, err=True))
+    from edgelstm.demo import format_table
+
+    click.echo(format_table(rows))
+    if json_path:
+        json_path.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,168 @@
+"""Train a small LSTM / GRU / SimpleRNN on a bundled dataset or a CSV.
+
+Writes ``<name>.keras`` plus, beside it, ``<name>.report.json`` (task, metrics on
+held-out data, classes, data provenance) and ``<name>.calibration.npz`` (training
+windows ``x``/``y`` and held-out ``x_test``/``y_test``): the data later used to calibrate int8 exports and to check
+accuracy, so an export of this model never has to fall back to synthetic data.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgelstm import datasets
+from edgelstm.errors import UserError
+
+CELLS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN", "rnn": "SimpleRNN"}
+
+
+@dataclass
+class TrainConfig:
+    cell: str = "lstm"
+    units: int = 32
+    layers: int = 1
+    epochs: int = 40
+    batch_size: int = 8
+    learning_rate: float = 1e-2
+    seed: int = 0
+    activation: str = "tanh"
+
+
+def build_model(data: datasets.Dataset, cfg: TrainConfig):
+    from edgelstm.keras_import import import_keras
+
+    keras = import_keras()
+    if cfg.cell not in CELLS:
+        raise UserError(f"unknown cell {cfg.cell!r}; choose from lstm, gru, simple_rnn")
+    if cfg.units < 1 or cfg.layers < 1:
+        raise UserError("--units and --layers must be at least 1")
+    keras.utils.set_random_seed(cfg.seed)
+    L = keras.layers
+    norm = L.Normalization(axis=-1, name="input_scaling")
+    norm.adapt(data.x_train.reshape(-1, data.features))
+    layers = [keras.Input((None, data.features), name="x"), norm]
+    cls = getattr(L, CELLS[cfg.cell])
+    for k in range(cfg.layers):
+        layers.append(cls(cfg.units, activation=cfg.activation, return_sequences=k < cfg.layers - 1,
+                          name=f"{cfg.cell}_{k}"))
+    if data.task == "classification":
+        layers.append(L.Dense(len(data.class_names), activation="softmax", name="classes"))
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    else:
+        outputs = data.y_train.shape[-1]
+        layers.append(L.Dense(outputs, name="forecast"))
+        # Predict in standardised units, then map back: the artifact carries the scaling.
+        layers.append(L.Normalization(axis=-1, invert=True, mean=data.y_train.mean(0),
+                                      variance=data.y_train.var(0), name="output_scaling"))
+        loss, metrics = "mse", []
+    model = keras.Sequential(layers, name=f"{data.name}_{cfg.cell}")
+    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+def _progress_callback(keras, epochs: int, progress):
+    class Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            progress(1)
+
+    return Progress()
+
+
+def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=None) -> dict:
+    """Train, evaluate on the held-out split, save model + report + calibration data."""
+    from edgelstm.keras_import import import_keras
+
+    keras = import_keras()
+    out = Path(out)
+    if out.suffix != ".keras":
+        out = out / f"{data.name}_{cfg.cell}.keras"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = build_model(data, cfg)
+    y_train = data.y_train if data.task == "classification" else data.y_train.astype(np.float32)
+    callbacks = [_progress_callback(keras, cfg.epochs, progress)] if progress else []
+    history = model.fit(data.x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                        verbose=0, shuffle=True, callbacks=callbacks)
+    pred = np.asarray(model.predict(data.x_test, verbose=0))
+    report = {
+        "model": out.name,
+        "dataset": data.name,
+        "description": data.description,
+        "task": data.task,
+        "class_names": data.class_names,
+        "feature_names": data.feature_names,
+        "seq_len": int(data.seq_len),
+        "config": cfg.__dict__,
+        "train_samples": int(len(data.x_train)),
+        "test_samples": int(len(data.x_test)),
+        "final_train_loss": float(history.history["loss"][-1]),
+        "metrics": evaluate(data, pred),
+    }
+    model.save(out)
+    out.with_suffix(".report.json").write_text(json.dumps(report, indent=2) + "\n")
+    # Calibrate on training windows; keep the held-out ones apart for honest checks.
+    np.savez(out.with_suffix(".calibration.npz"), x=data.x_train.astype(np.float32),
+             y=np.asarray(data.y_train), x_test=data.x_test.astype(np.float32), y_test=np.asarray(data.y_test))
+    report["paths"] = [str(out), str(out.with_suffix(".report.json")), str(out.with_suffix(".calibration.npz"))]
+    return report
+
+
+def evaluate(data: datasets.Dataset, pred: np.ndarray) -> dict:
+    if data.task == "classification":
+        return {"accuracy": float(np.mean(pred.argmax(-1) == data.y_test)),
+                "majority_baseline": float(np.bincount(data.y_test).max() / len(data.y_test))}
+    rmse = float(np.sqrt(np.mean((pred - data.y_test) ** 2)))
+    # Naive forecasts of the target (the first feature): the last value, and the mean.
+    naive = float(np.sqrt(np.mean((data.x_test[:, -1, :1] - data.y_test) ** 2)))
+    mean = float(np.sqrt(np.mean((data.y_train.mean(0) - data.y_test) ** 2)))
+    return {"rmse": rmse, "naive_last_value_rmse": naive, "train_mean_rmse": mean}
+
+
+def dataset_from_csv(path: str | Path, target: str, window: int, task: str,
+                     features: list[str] | None = None, test_fraction: float = 0.2) -> datasets.Dataset:
+    """Windows of ``window`` rows from a CSV (one row per timestep, header required).
+
+    regression: predict ``target`` at the row after each window (forecasting);
+    classification: the label of a window is ``target`` at its last row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or target not in reader.fieldnames:
+            raise UserError(f"{path}: no column {target!r} (columns: {', '.join(reader.fieldnames or [])})")
+        rows = list(reader)
+    if features is None:
+        features = [c for c in reader.fieldnames if c != target or task == "regression"]
+    try:
+        x = np.array([[float(r[c]) for c in features] for r in rows], np.float32)
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{path}: non-numeric feature value ({exc})") from None
+    labels = [r[target] for r in rows]
+    if len(rows) <= window + 4:
+        raise UserError(f"{path}: {len(rows)} rows is too few for windows of {window}")
+    if task == "classification":
+        names = sorted(set(labels))
+        idx = np.array([names.index(v) for v in labels])
+        xs = np.stack([x[i - window + 1:i + 1] for i in range(window - 1, len(x))])
+        ys = idx[window - 1:]
+        class_names = names
+    else:
+        try:
+            t = np.array([float(v) for v in labels], np.float32)
+        except ValueError as exc:
+            raise UserError(f"{path}: non-numeric target ({exc})") from None
+        xs = np.stack([x[i:i + window] for i in range(len(x) - window)])
+        ys = t[window:, None]
+        class_names = None
+    n_test = max(1, int(len(xs) * test_fraction))
+    return datasets.Dataset(
+        name=path.stem, task=task, x_train=xs[:-n_test], y_train=ys[:-n_test],
+        x_test=xs[-n_test:], y_test=ys[-n_test:], class_names=class_names,
+        feature_names=list(features), description=f"{path.name}: target {target}, window {window}",
+    )
