@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import datasets
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, require_file
 from edgelstm.spec import ModelSpec
 
 DEFAULT_WINDOW = 100
@@ -71,9 +71,7 @@ def apply_report(spec: ModelSpec, report: dict | None) -> ModelSpec:
 
 
 def load_file(path: str | Path, input_size: int, window: int | None = None) -> CalibrationData:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    path = require_file(path)
     y = x_test = y_test = None
     try:
         if path.suffix == ".npz":

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from edgelstm import __version__
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, require_file
 
 ARTIFACT_SUFFIXES = (".npz", ".tflite", ".onnx")
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -66,9 +66,7 @@ def load_spec(path: str | Path):
     """A ModelSpec from a Keras model (.keras/.h5) or a .npz spec archive."""
     from edgelstm.spec import ModelSpec
 
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
+    path = require_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return ModelSpec.load_npz(path)
@@ -105,8 +103,7 @@ def info(path: Path, as_json: bool):
     PATH is a Keras model (.keras/.h5, needs the host extra) or an exported artifact
     (.npz, .tflite, .onnx).
     """
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
+    path = require_file(path)
     suffix = path.suffix.lower()
     data: dict = {"file": str(path), "file_bytes": path.stat().st_size}
     if suffix in KERAS_SUFFIXES or suffix == ".npz":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import MissingExtraError, UserError
+from edgelstm.errors import MissingExtraError, UserError, require_file
 from edgelstm.spec import (
     DENSE_ACTIVATIONS,
     RECURRENT_ACTIVATIONS,
@@ -44,11 +44,7 @@ def import_keras():
 
 def load_keras_model(path: str | Path):
     """Load a .keras or .h5 model with safe_mode (no arbitrary code from the file)."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if not path.is_file():
-        raise UserError(f"{path}: not a file")
+    path = require_file(path)
     suffix = path.suffix.lower()
     if suffix not in (".keras", ".h5", ".hdf5"):
         raise UserError(f"{path}: not a Keras model file (expected .keras or .h5)")

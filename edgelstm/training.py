@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import datasets
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, require_file
 
 CELLS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN", "rnn": "SimpleRNN"}
 
@@ -129,9 +129,7 @@ def dataset_from_csv(path: str | Path, target: str, window: int, task: str,
     regression: predict ``target`` at the row after each window (forecasting);
     classification: the label of a window is ``target`` at its last row.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    path = require_file(path)
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or target not in reader.fieldnames:

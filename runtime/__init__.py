@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, require_file
 from edgelstm.runtime.stateful import BadInputError, StatefulModel
 
 __all__ = ["BACKENDS", "BadInputError", "StatefulModel", "available_backends", "load", "open_backend"]
@@ -59,11 +59,7 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int | None = 
     Every backend class takes ``(path, threads=None, batch=1)``; ``batch`` is the number
     of streams stepped together (engines with fixed shapes size their tensors by it).
     """
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file")
-    if not path.is_file():
-        raise UserError(f"{path}: not a file")
+    path = require_file(path)
     suffix = path.suffix.lower()
     if backend == "auto":
         candidates = [n for n, (_, _, sfx, _) in BACKENDS.items() if suffix in sfx]
