@@ -232,19 +232,52 @@ def default_basename(model: Path, fmt: str, quantize: str, mode: str) -> str:
 @click.option("--threads", type=click.IntRange(1), default=None, help="Engine threads (default: 1).")
 @click.option("--on-bad-row", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="error: stop with the row number (exit 2). skip: report on stderr, keep the state unchanged.")
-def run(artifact, input_path, output_path, stream_column, backend, threads, on_bad_row):
-    """Stream CSV rows through ARTIFACT step by step, keeping state between rows."""
-    from edgelstm.csv_stream import stream_csv
-    from edgelstm.runtime import load
+@click.option("--state-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Restore every stream's state from FILE at start (if it exists) and save it there at the "
+                   "end, also after an error; written atomically, so a crash leaves the last good state.")
+@click.option("--checkpoint-every", type=click.IntRange(1), default=None,
+              help="With --state-file: also save the state every N streamed rows.")
+def run(artifact, input_path, output_path, stream_column, backend, threads, on_bad_row, state_file,
+        checkpoint_every):
+    """Stream CSV rows through ARTIFACT step by step, keeping state between rows.
 
+    With --state-file, a stream split over several runs gives exactly the outputs of one
+    uninterrupted run; the file records how many rows its state has seen.
+    """
+    from edgelstm.csv_stream import stream_csv
+    from edgelstm.runtime import load, state_file as states
+    from edgelstm.runtime.streams import StreamRouter
+
+    if checkpoint_every is not None and state_file is None:
+        raise click.UsageError("--checkpoint-every needs --state-file")
     model = load(artifact, backend=backend, threads=threads)
+    router = StreamRouter(model)
+    rows_before = 0
+    if state_file is not None and state_file.exists():
+        saved = states.load(state_file, model.state_sizes, model.description)
+        router.states, rows_before = saved.streams, saved.rows
+        click.echo(f"restored {len(saved.streams)} stream(s) from {state_file} ({saved.rows} rows seen)", err=True)
     src = _open_text(input_path, "r")
     dst = _open_text(output_path, "w")
+    done = {"rows": 0}
+
+    def save_state():
+        states.save(state_file, router.states, model.state_sizes, model.description, rows_before + done["rows"])
+
+    def after_row(stats):
+        done["rows"] = stats.rows
+        if checkpoint_every and stats.rows % checkpoint_every == 0:
+            save_state()
+
     try:
         stats = stream_csv(model, src, dst, stream_column=stream_column, on_bad_row=on_bad_row,
-                           flush_each_row=input_path == "-",
+                           flush_each_row=input_path == "-", router=router, after_row=after_row,
                            warn=lambda msg: click.echo(f"warning: {msg}", err=True))
     finally:
+        # Every stream's state is as of its last good row here, even after a refused row
+        # or an engine error: the router only stores a state once its step succeeded.
+        if state_file is not None:
+            save_state()
         if src is not sys.stdin:
             src.close()
         if dst is not sys.stdout:
@@ -264,6 +297,129 @@ def _open_text(path: str, mode: str):
         raise UserError(f"{path}: {exc.strerror.lower() if exc.strerror else exc}") from None
 
 
+# -- profile ---------------------------------------------------------------------------
+
+def _progress_factory():
+    """click.progressbar on a terminal; nothing in logs (CI) where a bar is only noise."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda length, label: click.progressbar(length=length, label=label, file=sys.stderr)
+
+
+def _write_json(path: str, data: dict) -> None:
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    if path == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+
+
+@cli.command()
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--steps", type=click.IntRange(10), default=2000, show_default=True, help="Timed steps.")
+@click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Untimed steps first.")
+@click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
+              help="Streams stepped together in each call (one batch).")
+@click.option("--threads", type=click.IntRange(1), default=None, help="Engine threads (default: 1).")
+@click.option("--backend", default="auto", show_default=True,
+              help="auto (by file type) | numpy | litert | tflm | onnxruntime.")
+@click.option("--window", type=click.IntRange(1), default=None,
+              help="Also time the naive alternative: re-run the last T samples from a fresh state for "
+                   "every new sample; prints its cost per sample as a multiple of one step.")
+@click.option("--json", "json_path", default=None, help="Write every figure to FILE as JSON (- for stdout).")
+@click.option("--max-p99-us", type=click.FloatRange(0, min_open=True), default=None,
+              help="Exit 1 when the p99 step latency exceeds this many microseconds.")
+@click.option("--baseline", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A previous `profile --json` file to compare with.")
+@click.option("--max-regression", type=click.FloatRange(0), default=None,
+              help="With --baseline: exit 1 when --metric is more than PCT percent slower than the baseline.")
+@click.option("--metric", type=click.Choice(["p50", "p90", "p99", "mean"]), default="p50", show_default=True,
+              help="Latency figure compared with the baseline (p50 is the steadiest on shared CI machines).")
+def profile(artifact, steps, warmup, streams, threads, backend, window, json_path, max_p99_us, baseline,
+            max_regression, metric):
+    """Per-step latency of ARTIFACT through the runtime: p50/p90/p99/max, steps/s, memory.
+
+    Exits 1 with a one-line reason when --max-p99-us or --max-regression is broken, so a
+    CI job can gate on it (the JSON is written either way).
+    """
+    from edgelstm.latency import check_budgets, format_report, profile as run_profile, read_baseline
+
+    if max_regression is not None and baseline is None:
+        raise click.UsageError("--max-regression needs --baseline FILE")
+    base = read_baseline(baseline) if baseline is not None else None
+    result = run_profile(artifact, steps=steps, warmup=warmup, streams=streams, threads=threads,
+                         backend=backend, window=window, progress_factory=_progress_factory())
+    broken = check_budgets(result, max_p99_us, base, max_regression, metric=f"{metric}_us")
+    if base is not None:
+        result["budget"]["baseline_file"] = str(baseline)
+        base_cpu = (base.get("machine") or {}).get("cpu")
+        if base_cpu and base_cpu != result["machine"]["cpu"]:
+            click.echo(f"warning: the baseline was measured on another CPU ({base_cpu}); "
+                       "regenerate it on this runner for a fair comparison", err=True)
+    if json_path:
+        _write_json(json_path, result)
+    if json_path != "-":
+        for line in format_report(result):
+            click.echo(line)
+    if broken:
+        click.echo("FAIL: " + "; ".join(broken), err=True)
+        sys.exit(1)
+
+
+# -- check -----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Inputs: a CSV (one row per timestep, feature columns, header optional) streamed in order, "
+                   "or .npz/.npy sequences laid end to end. Default: the data recorded with MODEL by "
+                   "`edgelstm train`, else its bundled dataset.")
+@click.option("--dataset", default=None, help="A bundled dataset's held-out sequences: basicmotions | airline | toy.")
+@click.option("--steps", type=click.IntRange(1), default=2000, show_default=True,
+              help="Stream length; shorter data is repeated end to end, the state carrying across.")
+@click.option("--segments", type=click.IntRange(1), default=10, show_default=True,
+              help="Stream segments for the error-growth (drift) figures.")
+@click.option("--backend", default="auto", show_default=True,
+              help="auto (by file type) | numpy | litert | tflm | onnxruntime.")
+@click.option("--json", "json_path", default=None, help="Write every figure to FILE as JSON (- for stdout).")
+@click.option("--max-abs-err", type=click.FloatRange(0), default=None,
+              help="Exit 1 when any output of any step differs from the reference by more.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
+              help="Classifiers: exit 1 when the fraction of steps whose predicted class matches the "
+                   "reference is lower.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG of the error over stream position, one line per output (needs the plot extra).")
+def check(model, artifact, data, dataset, steps, segments, backend, json_path, max_abs_err, min_agreement,
+          plot_path):
+    """Accuracy of ARTIFACT against MODEL (the Keras model, or an .npz spec) over a long stream.
+
+    Both see the same stream from a zero state; reports max/mean absolute error, its
+    growth over the stream, and class agreement for classifiers. Exits 1 with a one-line
+    reason when a threshold is broken.
+    """
+    from edgelstm.check import check_thresholds, format_report, plot_errors, require_matplotlib, run_check
+
+    if plot_path is not None:
+        require_matplotlib()  # fail before the long part, not after
+    report, err = run_check(model, artifact, data=data, dataset=dataset, steps=steps, segments=segments,
+                            backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True))
+    broken = check_thresholds(report, max_abs_err, min_agreement)
+    if plot_path is not None:
+        report["plot"] = str(plot_errors(err, report, plot_path))
+    if json_path:
+        _write_json(json_path, report)
+    if json_path != "-":
+        for line in format_report(report):
+            click.echo(line)
+    if broken:
+        click.echo("FAIL: " + "; ".join(broken), err=True)
+        sys.exit(1)
+
+
 # -- train -----------------------------------------------------------------------------
 
 @cli.command()
@@ -279,7 +435,7 @@ def _open_text(path: str, mode: str):
 @click.option("--layers", type=click.IntRange(1), default=1, show_default=True, help="Stacked recurrent layers.")
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--lr", type=float, default=1e-2, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="Adam learning rate (gradients clipped at norm 1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Directory (or .keras path) to write the model, report and calibration data to.")

@@ -1,0 +1,97 @@
+"""File size and accuracy of the TFLite quantization modes, on the bundled datasets.
+
+    python benchmarks/quantization_accuracy.py [--epochs 40] [--units 32] [--out DIR]
+
+Trains LSTM / GRU / SimpleRNN on BasicMotions (classification) and on the airline
+series (forecasting), exports each as float32 / dynamic / int8 / int16x8 step models
+(calibrated on the training windows), streams every held-out case from a fresh state
+through LiteRT, and prints a markdown table:
+
+- BasicMotions: agreement of the predicted class with the float numpy reference at the
+  last step, and test accuracy.
+- airline: RMSE of the next-month forecast, and its change against the float reference.
+
+Targets (issue 3): int16x8 >= 99% agreement and <= 2% RMSE change; int8 >= 97% and <= 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from edgelstm import converters, datasets  # noqa: E402
+from edgelstm.accuracy import compare_artifact  # noqa: E402
+from edgelstm.keras_import import spec_from_path  # noqa: E402
+from edgelstm.training import TrainConfig, train  # noqa: E402
+
+QUANTIZATIONS = ("float32", "dynamic", "int8", "int16x8")
+CELLS = ("lstm", "gru", "simple_rnn")
+
+
+def run(epochs: int, units: int, out: Path) -> list[dict]:
+    rows = []
+    for name in ("basicmotions", "airline"):
+        data = datasets.load(name)
+        for cell in CELLS:
+            t0 = time.time()
+            report = train(data, TrainConfig(cell=cell, units=units, epochs=epochs), out / name)
+            spec = spec_from_path(report["paths"][0])
+            print(f"{name}/{cell}: trained in {time.time() - t0:.0f} s, {report['metrics']}", file=sys.stderr)
+            float_size = None
+            for q in QUANTIZATIONS:
+                opts = converters.ExportOptions(quantize=q, basename=f"{name}_{cell}.{q}",
+                                                calibration=data.x_train)
+                opts.heldout, opts.heldout_targets = data.x_test, data.y_test
+                path = converters.export(spec, "tflite", out / name, opts)[0]
+                size = path.stat().st_size
+                float_size = float_size or size
+                r = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend="litert")
+                rows.append({"dataset": name, "cell": cell, "quantize": q, "bytes": size,
+                             "ratio": size / float_size, **r})
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [
+        "| dataset | cell | quantize | file size | vs float32 | agreement with float | accuracy | RMSE (float -> export) | RMSE change |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "agreement" in r:
+            agree = f"{100 * r['agreement']:.1f}%"
+            acc = f"{100 * r['accuracy']:.1f}% (float {100 * r['accuracy_reference']:.1f}%)"
+            rmse = change = "-"
+        else:
+            agree = acc = "-"
+            rmse = f"{r['rmse_reference']:.4f} -> {r['rmse']:.4f}"
+            change = f"{100 * r['rmse_change']:+.2f}%"
+        lines.append(f"| {r['dataset']} | {r['cell']} | {r['quantize']} | {r['bytes']:,} B | "
+                     f"{r['ratio']:.2f}x | {agree} | {acc} | {rmse} | {change} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--units", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=None, help="keep the models here (default: a temp dir)")
+    args = parser.parse_args()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        rows = run(args.epochs, args.units, args.out)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = run(args.epochs, args.units, Path(tmp))
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

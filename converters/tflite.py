@@ -1,0 +1,375 @@
+"""ModelSpec -> ``.tflite`` (step or sequence graph; float32, dynamic, int8 or int16x8).
+
+The graph is built from primitive ops (``tflite_graph``), never from the Keras layer,
+and the TFLite converter runs in a child process (``tflite_child``): it has segfaulted
+on recurrent graphs before (PITFALLS.md), and a crash or hang must become one
+``UserError`` line, not a dead CLI. ``convert_in_process`` is the same conversion
+without the child, for tests and callers that accept the risk.
+
+The artifact describes itself twice: a metadata entry named ``edgelstm`` inside the
+flatbuffer (JSON; read by the runtime without TensorFlow) and ``<file>.tflite.json``
+beside it. The description records the engine's input/output order by signature name
+(``io_order``) and the quantization (scale, zero point) of every input and output, so
+an engine without signature support (TFLM) can still map tensors by name.
+
+Quantized I/O types: ``int8`` has int8 inputs and outputs, ``int16x8`` int16 ones;
+``dynamic`` keeps float32 I/O (weights int8, activations float at run time). The
+runtime quantizes and dequantizes at the edges, so callers always use float32.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgelstm.artifact import describe, write_sidecar
+from edgelstm.errors import UserError
+from edgelstm.runtime import reference
+from edgelstm.runtime.tflite_info import METADATA_NAME, TFLiteFile, forbidden_ops
+from edgelstm.spec import ModelSpec
+
+QUANTIZATIONS = ("float32", "dynamic", "int8", "int16x8")
+MODES = ("step", "sequence")
+
+#: Seconds the child converter may take before it counts as hung.
+DEFAULT_TIMEOUT = 600.0
+TIMEOUT_ENV = "EDGELSTM_TFLITE_TIMEOUT"
+#: Tests set this to SIGSEGV / SIGKILL / HANG / ERROR to make the child fail that way.
+CRASH_ENV = "EDGELSTM_TEST_CONVERTER_CRASH"
+#: Representative samples fed to the calibrator: enough to cover the state ranges of a
+#: few sequences, few enough that calibration stays a few seconds.
+CALIBRATION_SAMPLES = 400
+#: Held-out sequences (and steps of each) streamed after export to report the loss.
+REPORT_SEQUENCES, REPORT_STEPS = 16, 400
+
+
+# -- calibration -----------------------------------------------------------------------
+def synthetic_sequences(spec: ModelSpec, n: int = 24, steps: int = 100, seed: int = 0) -> np.ndarray:
+    """Standard-normal inputs, mapped back through the model's input scaling if it has one."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((n, steps, spec.input_size)).astype(np.float32)
+    first = spec.layers[0]
+    if first.kind == "affine":
+        scale = np.where(first.weights["scale"] == 0, 1.0, first.weights["scale"])
+        z = (z - first.weights["offset"]) / scale
+    return z.astype(np.float32)
+
+
+def split_calibration(options, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(calibration sequences, held-out sequences, synthetic?) from the export options."""
+    data = options.calibration
+    synthetic = bool(options.calibration_synthetic) or data is None
+    if data is None:
+        data = synthetic_sequences(spec)
+    data = np.asarray(data, np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if data.ndim != 3 or data.shape[-1] != spec.input_size:
+        raise UserError(f"calibration data has shape {data.shape}, expected (sequences, steps, {spec.input_size})")
+    if not np.isfinite(data).all():
+        raise UserError("calibration data holds NaN or inf")
+    n = len(data)
+    if n < 2:
+        return data, data, synthetic
+    held = max(1, n // 5)
+    order = np.random.default_rng(0).permutation(n)
+    return data[order[held:]], data[order[:held]], synthetic
+
+
+def representative_samples(spec: ModelSpec, mode: str, seq_len: int | None,
+                           sequences: np.ndarray) -> list[dict]:
+    """What the calibrator sees: visited (x, every state) tuples, or windows of length T."""
+    rng = np.random.default_rng(0)
+    if mode == "sequence":
+        stream = sequences.reshape(-1, spec.input_size)
+        if len(stream) < seq_len:
+            stream = np.resize(stream, (seq_len, spec.input_size))
+        starts = np.arange(0, len(stream) - seq_len + 1, max(1, seq_len // 2))
+        starts = rng.permutation(starts)[:64]
+        return [{"x": stream[s:s + seq_len][None].astype(np.float32)} for s in starts]
+    samples = []
+    state = reference.zero_state(spec, len(sequences))
+    for t in range(sequences.shape[1]):
+        for b in range(len(sequences)):
+            sample = {"x": sequences[b:b + 1, t]}
+            sample.update({k: v[b:b + 1].copy() for k, v in state.items()})
+            samples.append(sample)
+        _, state = reference.step(spec, sequences[:, t], state)
+    if len(samples) > CALIBRATION_SAMPLES:
+        keep = rng.choice(len(samples), CALIBRATION_SAMPLES, replace=False)
+        samples = [samples[i] for i in sorted(keep)]
+    return samples
+
+
+# -- conversion ------------------------------------------------------------------------
+def resolve_seq_len(spec: ModelSpec, options) -> int | None:
+    if options.mode != "sequence":
+        return None
+    seq_len = options.seq_len or spec.seq_len
+    if not seq_len:
+        raise UserError("sequence mode needs a window length: pass --seq-len T "
+                        "(the model does not record the length it was trained on)")
+    if int(seq_len) < 1:
+        raise UserError(f"--seq-len must be at least 1, got {seq_len}")
+    return int(seq_len)
+
+
+def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "step",
+                       seq_len: int | None = None, samples: list[dict] | None = None) -> bytes:
+    """Build the graph and run the TFLite converter here; returns the flatbuffer bytes
+    (without the edgelstm metadata: see ``finish``)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from edgelstm.converters import tflite_graph
+
+    if quantize not in QUANTIZATIONS:
+        raise UserError(f"unknown TFLite quantization {quantize!r}; choose from {', '.join(QUANTIZATIONS)}")
+    if mode == "step":
+        fn, module = tflite_graph.step_function(spec)
+    elif mode == "sequence":
+        if not seq_len:
+            raise UserError("sequence mode needs --seq-len")
+        fn, module = tflite_graph.sequence_function(spec, seq_len)
+    else:
+        raise UserError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        # Per-tensor weight scales: every gate already has its own FULLY_CONNECTED (so its
+        # own scale), and per-channel parameters cost 12 bytes per output channel, which
+        # alone would put an int8 LSTM(64) above 0.35x its float size. Measured on the
+        # zoo: per-tensor is as accurate as per-channel for these gate-split graphs.
+        converter._experimental_disable_per_channel = True
+    if quantize in ("int8", "int16x8"):
+        if not samples:
+            raise UserError(f"{quantize} quantization needs calibration samples")
+        converter.representative_dataset = lambda: iter(samples)
+        if quantize == "int8":
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        else:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            converter.inference_input_type = tf.int16
+            converter.inference_output_type = tf.int16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            data = bytes(converter.convert())
+        except Exception as exc:  # the converter raises many types; all mean "cannot convert"
+            first = str(exc).strip().splitlines()
+            raise UserError(f"TFLite converter failed ({quantize}, {mode}): "
+                            f"{first[0][:300] if first else type(exc).__name__}") from None
+    bad = forbidden_ops(TFLiteFile(data).all_operators)
+    if bad:
+        raise UserError(f"the TFLite graph contains ops no edge engine runs: {', '.join(bad)}")
+    return data
+
+
+def io_description(data: bytes) -> dict:
+    """Engine I/O order and quantization, by signature name, read back from the bytes."""
+    fb = TFLiteFile(data)
+    ins, outs = fb.io_tensors()
+
+    def entry(t):
+        out = {"name": t["name"], "position": t["position"], "dtype": t["dtype"], "shape": t["shape"]}
+        if t["scales"]:
+            out["scale"] = float(t["scales"][0])
+            out["zero_point"] = int(t["zero_points"][0]) if t["zero_points"] else 0
+        return out
+
+    return {"signature": next(iter(fb.signatures), None),
+            "inputs": [entry(t) for t in ins], "outputs": [entry(t) for t in outs],
+            "ops": sorted(set(fb.all_operators))}
+
+
+def embed_metadata(data: bytes, desc: dict) -> bytes:
+    """``data`` with the description as the ``edgelstm`` metadata entry (replacing any)."""
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
+    # Intermediate tensor names are long TF scope paths ("StatefulPartitionedCall/...")
+    # that nothing reads; short ones save ~10% of a small quantized model.
+    for sg in model.subgraphs:
+        keep = set(sg.inputs) | set(sg.outputs)
+        for k, tensor in enumerate(sg.tensors):
+            if k not in keep:
+                tensor.name = f"t{k}"
+    buffer = schema_fb.BufferT()
+    buffer.data = np.frombuffer(json.dumps(desc, sort_keys=True).encode("utf-8"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema_fb.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    model.metadata.append(entry)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def finish(spec: ModelSpec, data: bytes, quantize: str, mode: str, seq_len: int | None,
+           calibration: dict | None = None) -> tuple[bytes, dict]:
+    """The converted bytes with the description embedded, and that description."""
+    desc = describe(spec, "tflite", quantize=quantize, mode=mode, seq_len=seq_len,
+                    tflite=io_description(data), calibration=calibration)
+    return embed_metadata(data, desc), desc
+
+
+def build_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "step",
+                     seq_len: int | None = None, samples: list[dict] | None = None,
+                     calibration: dict | None = None) -> bytes:
+    """Convert and embed the description, all in this process (what the child runs)."""
+    crash = os.environ.get(CRASH_ENV)
+    if crash:
+        _simulate_failure(crash)
+    data = convert_in_process(spec, quantize, mode, seq_len, samples)
+    return finish(spec, data, quantize, mode, seq_len, calibration)[0]
+
+
+def _simulate_failure(how: str) -> None:
+    how = how.upper()
+    if how == "HANG":
+        import time
+
+        time.sleep(3600)
+    elif how == "ERROR":
+        raise UserError("simulated converter error")
+    else:
+        os.kill(os.getpid(), getattr(signal, how, signal.SIGSEGV))
+
+
+# -- the child process -----------------------------------------------------------------
+def convert_in_child(spec: ModelSpec, quantize: str, mode: str, seq_len: int | None,
+                     samples: list[dict] | None, calibration: dict | None = None,
+                     timeout: float | None = None) -> bytes:
+    """``build_in_process`` in a fresh Python; crashes and hangs become UserError."""
+    if timeout is None:
+        timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
+    what = f"{spec.name} ({quantize}, {mode} mode)"
+    with tempfile.TemporaryDirectory(prefix="edgelstm-tflite-") as tmp:
+        tmp = Path(tmp)
+        spec.save_npz(tmp / "spec.npz")
+        if samples:
+            names = list(samples[0])
+            np.savez(tmp / "samples.npz", **{n: np.concatenate([s[n] for s in samples]) for n in names})
+        (tmp / "job.json").write_text(json.dumps({
+            "quantize": quantize, "mode": mode, "seq_len": seq_len, "calibration": calibration,
+        }))
+        cmd = [sys.executable, "-m", "edgelstm.converters.tflite_child", str(tmp)]
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    start_new_session=True)
+        except OSError as exc:
+            raise UserError(f"cannot start the TFLite converter process ({exc.strerror})") from None
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise UserError(f"TFLite converter hung (no result after {timeout:g} s) while converting {what}") from None
+        if proc.returncode < 0:
+            sig = -proc.returncode
+            try:
+                sig_name = signal.Signals(sig).name
+            except ValueError:
+                sig_name = "unknown signal"
+            raise UserError(f"TFLite converter crashed (killed by signal {sig}, {sig_name}) while converting {what}")
+        error_file = tmp / "error.txt"
+        if proc.returncode != 0 or not (tmp / "model.tflite").is_file():
+            if error_file.is_file():
+                raise UserError(error_file.read_text().strip())
+            lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
+            tail = lines[-1][:300] if lines else "no output"
+            raise UserError(f"TFLite converter failed (exit status {proc.returncode}) while converting {what}: {tail}")
+        return (tmp / "model.tflite").read_bytes()
+
+
+def load_job(tmp: Path):
+    """The child's side of the hand-over written by ``convert_in_child``."""
+    spec = ModelSpec.load_npz(tmp / "spec.npz")
+    job = json.loads((tmp / "job.json").read_text())
+    samples = None
+    if (tmp / "samples.npz").is_file():
+        with np.load(tmp / "samples.npz") as arrays:
+            cols = {k: arrays[k] for k in arrays.files}
+        n = len(next(iter(cols.values())))
+        samples = [{k: v[i:i + 1] for k, v in cols.items()} for i in range(n)]
+    return spec, job, samples
+
+
+# -- export ----------------------------------------------------------------------------
+def _echo(message: str) -> None:
+    import click
+
+    click.echo(message, err=True)
+
+
+def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
+    """Write ``<basename>.tflite`` and its ``.json``; quantized step models are measured.
+
+    Held-out data for the measurement: ``options.heldout`` / ``options.heldout_targets``
+    when the caller set them (the CLI does), else a fifth of ``options.calibration``.
+    """
+    quantize, mode = options.quantize, options.mode
+    extra = options.extra if isinstance(options.extra, dict) else {}
+    seq_len = resolve_seq_len(spec, options)
+    calib, held_out, synthetic = split_calibration(options, spec)
+    targets = None
+    if getattr(options, "heldout", None) is not None:
+        held_out = np.asarray(options.heldout, np.float32)
+        targets = getattr(options, "heldout_targets", None)
+    samples = None
+    calibration = None
+    if quantize in ("int8", "int16x8"):
+        # The CLI resolves calibration data itself (extra["calibration_source"]) and has
+        # already printed this warning; other callers get it here.
+        if synthetic and "calibration_source" not in extra:
+            _echo("warning: no real calibration data; calibrating on synthetic inputs, so the "
+                  "quantization ranges may not fit real data (pass --calibration-data)")
+        samples = representative_samples(spec, mode, seq_len, calib)
+        calibration = {"sequences": int(len(calib)), "samples": len(samples), "synthetic": synthetic,
+                       "source": extra.get("calibration_source")}
+    data = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, extra.get("timeout"))
+    path = Path(out_dir) / f"{options.basename}.tflite"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    desc = TFLiteFile(data).description() or {}
+    if quantize != "float32" and mode == "step":
+        desc["quantization_report"] = quantization_report(spec, path, held_out, targets, synthetic)
+    return [path, write_sidecar(path, desc)]
+
+
+def quantization_report(spec: ModelSpec, path: Path, held_out: np.ndarray, targets,
+                        synthetic: bool) -> dict | None:
+    """Stream held-out sequences through the quantized file and the float reference.
+
+    The report goes to stderr (one line) and into the sidecar JSON, not into the
+    embedded description: it is measured on the file, after the file is written.
+    """
+    from edgelstm.accuracy import compare_artifact, format_loss
+
+    sequences = held_out[:REPORT_SEQUENCES, :REPORT_STEPS]
+    if targets is not None:
+        targets = np.asarray(targets)[:REPORT_SEQUENCES]
+        if spec.task != "classification" and held_out.shape[1] > REPORT_STEPS:
+            targets = None  # regression targets belong to the full sequence's last step
+    try:
+        report = compare_artifact(spec, path, sequences, targets=targets, backend="litert")
+    except UserError as exc:
+        _echo(f"warning: could not measure the quantization loss ({exc})")
+        return None
+    report["synthetic_data"] = synthetic
+    _echo(f"{path.name}: {format_loss(report)}" + (" (synthetic inputs)" if synthetic else ""))
+    return report

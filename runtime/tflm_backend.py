@@ -1,0 +1,103 @@
+"""The TFLite Micro backend: the kernels a microcontroller runs, through tflite-micro's Python wrapper.
+
+TFLM addresses inputs and outputs by position only. The positions are mapped to names
+through the file's signature (read from the flatbuffer), or, when a file has none,
+through the order the converter recorded in the description (``tflite.inputs``).
+TFLM graphs have a fixed batch of 1, so several streams run one after another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tflite_micro.python.tflite_micro import runtime as _tflm
+
+from edgelstm.errors import UserError
+from edgelstm.runtime.tflite_info import Edge, TFLiteFile, load_description, short_error
+
+#: Arena bytes beyond the model size: the step graphs need a few kB of activations;
+#: TFLM's own default (10x the model size) is too small for tiny models and wasteful for big ones.
+ARENA_HEADROOM = 256 << 10
+
+
+class TFLMBackend:
+    name = "tflm"
+    suffixes = (".tflite",)
+
+    def __init__(self, path: str | Path, threads: int | None = None, batch: int = 1,
+                 allow_sequence: bool = False, arena_size: int | None = None):
+        path = Path(path)
+        fb = TFLiteFile.read(path)
+        self.path = path
+        self.description = load_description(path, fb)
+        self.mode = self.description.get("mode", "step")
+        if self.mode != "step" and not allow_sequence:
+            raise UserError(f"{path}: a sequence-mode model (windows of "
+                            f"{self.description.get('seq_len')} steps) cannot be streamed step by "
+                            "step; export with --mode step")
+        self.input_size = int(self.description["input"]["size"])
+        self.output_size = int(self.description["output"]["size"])
+        self.state_sizes = [(s["name"], int(s["size"])) for s in self.description.get("states", [])]
+        self.batch = int(batch)
+        arena = arena_size or len(fb.data) * 2 + ARENA_HEADROOM
+        try:
+            self.interpreter = _tflm.Interpreter.from_bytes(fb.data, arena_size=arena)
+        except Exception as exc:  # RuntimeError / ValueError from the C++ wrapper
+            raise UserError(f"{path}: TFLite Micro cannot load the model ({short_error(exc)})") from None
+        ins, outs = fb.io_tensors()
+        if not fb.signatures:  # names by position, as the converter recorded them
+            recorded = self.description.get("tflite") or {}
+            rec_in, rec_out = recorded.get("inputs", []), recorded.get("outputs", [])
+            if [t.get("position") for t in rec_in] != [t["position"] for t in ins] or \
+                    [t.get("position") for t in rec_out] != [t["position"] for t in outs]:
+                raise UserError(f"{path}: cannot map the model's inputs and outputs to names")
+            ins = [dict(t, name=r["name"]) for t, r in zip(ins, rec_in)]
+            outs = [dict(t, name=r["name"]) for t, r in zip(outs, rec_out)]
+
+        def edge(t):  # Edge.index is the TFLM position here
+            return Edge(t["name"], t["position"], np.dtype(t["dtype"]),
+                        (t["scales"] or [0.0])[0], (t["zero_points"] or [0])[0])
+
+        self._inputs = {t["name"]: edge(t) for t in ins}
+        self._outputs = {t["name"]: edge(t) for t in outs}
+        try:
+            self._x, self._y = self._inputs["x"], self._outputs["y"]
+            self._state_in = [(n, self._inputs[n]) for n, _ in self.state_sizes]
+            self._state_out = [(n, self._outputs[n + "_next"]) for n, _ in self.state_sizes]
+        except KeyError as exc:
+            raise UserError(f"{path}: the model lacks the tensor {exc.args[0]!r} its description names") from None
+
+    def _invoke_one(self, x_row: np.ndarray, state_rows: dict[str, np.ndarray]):
+        interp = self.interpreter
+        try:
+            interp.set_input(self._x.to_engine(x_row), self._x.index)
+            for name, edge in self._state_in:
+                interp.set_input(edge.to_engine(state_rows[name]), edge.index)
+            interp.invoke()
+        except (RuntimeError, ValueError) as exc:
+            raise UserError(f"TFLite Micro failed on the input ({short_error(exc)})") from None
+        return interp
+
+    def run(self, x: np.ndarray, state: dict[str, np.ndarray]):
+        if self.mode != "step":
+            raise UserError(f"{self.path}: a sequence-mode model has no step function")
+        n = x.shape[0]
+        y = np.empty((n, self.output_size), np.float32)
+        new = {name: np.empty((n, size), np.float32) for name, size in self.state_sizes}
+        for b in range(n):
+            interp = self._invoke_one(x[b:b + 1], {k: v[b:b + 1] for k, v in state.items()})
+            y[b] = self._y.from_engine(interp.get_output(self._y.index))[0]
+            for name, edge in self._state_out:
+                new[name][b] = edge.from_engine(interp.get_output(edge.index))[0]
+        return y, new
+
+    def run_window(self, xs: np.ndarray) -> np.ndarray:
+        """Sequence-mode models: (N, T, F) windows -> Keras-shaped outputs."""
+        if self.mode != "sequence":
+            raise UserError(f"{self.path}: run_window needs a sequence-mode model")
+        outs = []
+        for window in np.asarray(xs, np.float32):
+            interp = self._invoke_one(window[None], {})
+            outs.append(self._y.from_engine(interp.get_output(self._y.index))[0])
+        return np.stack(outs)

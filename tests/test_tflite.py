@@ -1,0 +1,277 @@
+"""TFLite export (converters/tflite.py) and the LiteRT and TFLite Micro backends.
+
+Every answer is checked against the numpy reference (runtime/reference.py), which
+test_reference.py checks against Keras. The parametrized tests convert in-process
+(one float conversion per case serves both engines); the export path with its child
+process is exercised by the few tests that go through ``converters.export`` / the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zoo
+
+from edgelstm import converters, runtime
+from edgelstm.converters import tflite
+from edgelstm.errors import UserError
+from edgelstm.runtime import reference
+from edgelstm.runtime.litert_backend import LiteRTBackend
+from edgelstm.runtime.tflite_info import TFLiteFile, forbidden_ops, inspect
+from edgelstm.runtime.tflm_backend import TFLMBackend
+from edgelstm.spec import LayerSpec, ModelSpec
+
+#: float32 engine vs float32 numpy: only rounding differs (summation order inside
+#: FULLY_CONNECTED, the engines' tanh/logistic), and the zoo's recurrences are
+#: contractive, so the difference stays at a few ulp over the 1000-step stream.
+FLOAT_TOL = 1e-5
+#: Sequence graphs are unrolled, and conversion time grows with T (~0.25 s per step for
+#: a 2-layer LSTM); 8 steps of each zoo window keep 107 conversions fast and still
+#: cover state carried across unrolled steps.
+SEQ_STEPS = 8
+#: Quantized step models over the 1000-step stream, as a fraction of the reference
+#: output's range. Both modes use int8 weights (per-tensor, per gate), which dominate
+#: the error (measured 0.02-0.05 for int8 and 0.003-0.05 for int16x8 on these cases).
+INT8_REL_TOL = 0.08
+INT16X8_REL_TOL = 0.08
+QUANT_REL_TOL = {"int8": INT8_REL_TOL, "int16x8": INT16X8_REL_TOL}
+#: dynamic: int8 weights, float activations; the LSTM(64) test model (measured ~0.3%).
+DYNAMIC_REL_TOL = 0.02
+#: The acceptance bound for an int8 LSTM(64) file against its float32 export.
+INT8_SIZE_RATIO = 0.35
+#: Ops the step and sequence graphs may use: TFLite builtins that TFLM also implements.
+TFLM_OPS = {"FULLY_CONNECTED", "ADD", "SUB", "MUL", "DIV", "LOGISTIC", "TANH", "RELU", "RELU6",
+            "ABS", "SOFTMAX", "UNPACK", "PACK", "QUANTIZE", "DEQUANTIZE"}
+QUANT_CASES = ["lstm-act_tanh", "gru-act_tanh", "gru_v1-act_tanh", "rnn-act_tanh", "lstm-last-bias-2x-softmax"]
+
+
+@pytest.fixture(scope="session")
+def build(tmp_path_factory):
+    """build(case_id, quantize="float32", mode="step") -> path, converted once per session."""
+    out = tmp_path_factory.mktemp("tflite")
+    cache: dict = {}
+
+    def _build(case_id: str, quantize: str = "float32", mode: str = "step") -> Path:
+        key = (case_id, quantize, mode)
+        if key not in cache:
+            spec = zoo.spec(case_id)
+            samples = None
+            if quantize in ("int8", "int16x8"):
+                # Calibrate on data independent of the test stream (same distribution).
+                rng = np.random.default_rng(7)
+                cal = rng.uniform(-1, 1, (16, 100, spec.input_size)).astype(np.float32)
+                samples = tflite.representative_samples(spec, "step", None, cal)
+            seq_len = SEQ_STEPS if mode == "sequence" else None
+            data = tflite.build_in_process(spec, quantize, mode, seq_len, samples)
+            path = out / f"{case_id}.{quantize}.{mode}.tflite"
+            path.write_bytes(data)
+            cache[key] = path
+        return cache[key]
+
+    return _build
+
+
+def _stream(backend: str, path: Path, case_id: str) -> np.ndarray:
+    _, stream = zoo.inputs(case_id)
+    model = runtime.load(path, backend=backend)
+    return model.run(stream[0])
+
+
+def _assert_edge_ops(path: Path) -> None:
+    ops = set(TFLiteFile.read(path).all_operators)
+    assert forbidden_ops(ops) == [], f"Flex/WHILE ops in {path.name}: {forbidden_ops(ops)}"
+    assert ops <= TFLM_OPS, f"ops outside the TFLM-runnable set: {sorted(ops - TFLM_OPS)}"
+
+
+# -- float32, every supported layer combination ----------------------------------------
+@pytest.mark.parametrize("case_id", zoo.CASE_IDS)
+def test_float_step_litert_matches_reference(build, case_id):
+    path = build(case_id)
+    _assert_edge_ops(path)
+    got = _stream("litert", path, case_id)
+    np.testing.assert_allclose(got, zoo.reference_stream(case_id), rtol=0, atol=FLOAT_TOL)
+
+
+@pytest.mark.parametrize("case_id", zoo.CASE_IDS)
+def test_float_step_tflm_matches_reference(build, case_id):
+    got = _stream("tflm", build(case_id), case_id)
+    np.testing.assert_allclose(got, zoo.reference_stream(case_id), rtol=0, atol=FLOAT_TOL)
+
+
+@pytest.mark.parametrize("case_id", zoo.CASE_IDS)
+def test_float_sequence_matches_keras_output(build, case_id):
+    path = build(case_id, mode="sequence")
+    _assert_edge_ops(path)
+    windows, _ = zoo.inputs(case_id)
+    windows = windows[:, :SEQ_STEPS]
+    want = reference.keras_output(zoo.spec(case_id), windows)
+    for cls in (LiteRTBackend, TFLMBackend):
+        got = cls(path, allow_sequence=True).run_window(windows)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT_TOL, err_msg=cls.name)
+
+
+# -- quantized -----------------------------------------------------------------------------
+@pytest.mark.parametrize("quantize", ["int8", "int16x8"])
+@pytest.mark.parametrize("case_id", QUANT_CASES)
+def test_quantized_step_close_to_reference(build, case_id, quantize):
+    path = build(case_id, quantize)
+    _assert_edge_ops(path)
+    fb = TFLiteFile.read(path)
+    want_dtype = "int8" if quantize == "int8" else "int16"
+    assert {t["dtype"] for t in fb.io_tensors()[0] + fb.io_tensors()[1]} == {want_dtype}
+    want = zoo.reference_stream(case_id)
+    bound = QUANT_REL_TOL[quantize] * np.ptp(want)
+    for backend in ("litert", "tflm"):
+        err = np.abs(_stream(backend, path, case_id) - want).max()
+        assert err <= bound, f"{backend}: max error {err:.4g} > {bound:.4g}"
+
+
+def _lstm64(features: int = 6, classes: int = 4) -> ModelSpec:
+    rng = np.random.default_rng(3)
+    u = 64
+    return ModelSpec(features, [
+        LayerSpec("lstm", u, {"kernel": rng.normal(0, 0.4, (features, 4 * u)),
+                              "recurrent_kernel": rng.normal(0, 0.08, (u, 4 * u)),
+                              "bias": rng.normal(0, 0.1, (4 * u,))},
+                  activation="tanh", recurrent_activation="sigmoid", return_sequences=False),
+        LayerSpec("dense", classes, {"kernel": rng.normal(0, 0.3, (u, classes)), "bias": np.zeros(classes)},
+                  activation="softmax"),
+    ], name="lstm64", task="classification")
+
+
+def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
+    """Through converters.export (child process): sizes, the sidecar report, the stderr line."""
+    spec = _lstm64()
+    cal = np.random.default_rng(11).standard_normal((20, 60, 6)).astype(np.float32)
+    paths = {}
+    for q in ("float32", "int8", "dynamic"):
+        opts = converters.ExportOptions(quantize=q, basename=f"m.{q}", calibration=cal)
+        paths[q] = converters.export(spec, "tflite", tmp_path, opts)
+    size = {q: p[0].stat().st_size for q, p in paths.items()}
+    assert size["int8"] <= INT8_SIZE_RATIO * size["float32"], size
+    assert size["dynamic"] <= 0.5 * size["float32"], size
+    err = capfd.readouterr().err
+    assert "m.int8.tflite: max |export - float|" in err and "class agreement" in err
+    assert "warning" not in err  # real calibration data was given
+    side = json.loads(paths["int8"][1].read_text())
+    assert side["quantize"] == "int8" and side["quantization_report"]["sequences"] == 4
+    assert side["calibration"]["synthetic"] is False
+    # The embedded description carries the I/O quantization the engine uses.
+    embedded = TFLiteFile.read(paths["int8"][0]).description()
+    io = {t["name"]: t for t in embedded["tflite"]["inputs"]}
+    assert io["x"]["dtype"] == "int8" and io["x"]["scale"] > 0 and "zero_point" in io["l0_c"]
+    # dynamic keeps float I/O; check it against the reference on a fresh stream.
+    xs = np.random.default_rng(12).standard_normal((1, 300, 6)).astype(np.float32)
+    want, _ = reference.run_sequence(spec, xs)
+    got = runtime.load(paths["dynamic"][0], backend="litert").run(xs[0])
+    assert np.abs(got - want[0]).max() <= DYNAMIC_REL_TOL * np.ptp(want)
+
+
+def test_synthetic_calibration_warns(tmp_path, capfd):
+    spec = zoo.spec("rnn-act_tanh")
+    paths = converters.export(spec, "tflite", tmp_path, converters.ExportOptions(quantize="int16x8"))
+    err = capfd.readouterr().err
+    assert "warning: no real calibration data" in err
+    assert json.loads(paths[1].read_text())["calibration"]["synthetic"] is True
+
+
+# -- streams, files, errors ------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["litert", "tflm"])
+@pytest.mark.parametrize("quantize", ["float32", "int8"])
+def test_streams_are_independent(build, backend, quantize):
+    case_id = "lstm-last-bias-2x-softmax"
+    path = build(case_id, quantize)
+    xs = np.random.default_rng(5).uniform(-1, 1, (4, 200, 3)).astype(np.float32)
+    together = runtime.load(path, backend=backend, streams=4).run(xs)
+    for b in range(4):
+        alone = runtime.load(path, backend=backend).run(xs[b])
+        np.testing.assert_array_equal(together[b], alone)
+
+
+def test_sequence_artifact_cannot_be_streamed(build):
+    path = build("gru-act_tanh", mode="sequence")
+    for backend in ("litert", "tflm"):
+        with pytest.raises(UserError, match="sequence-mode"):
+            runtime.load(path, backend=backend)
+
+
+def test_sequence_mode_needs_a_length(tmp_path):
+    spec = zoo.spec("gru-act_tanh")
+    assert spec.seq_len is None
+    with pytest.raises(UserError, match="--seq-len"):
+        converters.export(spec, "tflite", tmp_path, converters.ExportOptions(mode="sequence"))
+
+
+@pytest.mark.parametrize("content", [b"", b"TFL3", b"not a flatbuffer at all", b"\x10\x00\x00\x00TFL3" + b"\xff" * 40])
+def test_bad_files_are_user_errors(tmp_path, content):
+    path = tmp_path / "bad.tflite"
+    path.write_bytes(content)
+    for backend in ("litert", "tflm"):
+        with pytest.raises(UserError):
+            runtime.load(path, backend=backend)
+    with pytest.raises(UserError):
+        inspect(path)
+
+
+def test_inspect_reports_ops_types_and_tflm_arena(build):
+    info = inspect(build("lstm-last-bias-2x-softmax", "int8"))
+    assert info["forbidden_ops"] == [] and info["ops"]["FULLY_CONNECTED"] > 0
+    assert {t["name"] for t in info["inputs"]} == {"x", "l0_h", "l0_c", "l1_h", "l1_c"}
+    assert all(t["dtype"] == "int8" and t["scale"] > 0 for t in info["inputs"])
+    assert info["tflm"]["runs"] and 0 < info["tflm"]["arena_bytes"] < 1 << 20
+    # The arena found is enough, and a quarter of it is not.
+    from tflite_micro.python.tflite_micro import runtime as tflm
+
+    data = Path(info["file"]).read_bytes()
+    tflm.Interpreter.from_bytes(data, arena_size=info["tflm"]["arena_bytes"]).invoke()
+    with pytest.raises(Exception):
+        tflm.Interpreter.from_bytes(data, arena_size=info["tflm"]["arena_bytes"] // 4).invoke()
+    assert info["description"]["model_name"] == zoo.spec("lstm-last-bias-2x-softmax").name
+
+
+def test_runtime_runs_tflite_without_tensorflow(build):
+    path = build("gru-last-bias-2x-softmax")
+    code = (
+        "import sys, numpy as np\n"
+        "from edgelstm import runtime\n"
+        "from edgelstm.runtime.tflite_info import inspect\n"
+        f"for be in ('litert', 'tflm'):\n"
+        f"    m = runtime.load({str(path)!r}, backend=be)\n"
+        "    m.step(np.zeros(3, np.float32))\n"
+        f"inspect({str(path)!r})\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=120)
+
+
+# -- the converter child process ------------------------------------------------------------
+def test_converter_crash_is_one_line_exit_2(tmp_path):
+    """A converter killed by SIGSEGV: the CLI prints one line and exits with status 2."""
+    model = zoo.spec("lstm-act_tanh").save_npz(tmp_path / "m.npz")
+    env = dict(os.environ, EDGELSTM_TEST_CONVERTER_CRASH="SIGSEGV")
+    proc = subprocess.run([sys.executable, "-c", "from edgelstm.cli import main; main()", "export", str(model), "--format", "tflite",
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "TFLite converter crashed (killed by signal 11, SIGSEGV)" in lines[0]
+    assert not (tmp_path / "out" / "m.tflite").exists()
+
+
+@pytest.mark.parametrize("how, message", [
+    ("SIGKILL", r"crashed \(killed by signal 9, SIGKILL\)"),
+    ("HANG", r"hung \(no result after 3 s\)"),
+    ("ERROR", "simulated converter error"),
+])
+def test_converter_failures_become_user_errors(tmp_path, monkeypatch, how, message):
+    monkeypatch.setenv(tflite.CRASH_ENV, how)
+    opts = converters.ExportOptions(extra={"timeout": 3})
+    with pytest.raises(UserError, match=message):
+        converters.export(zoo.spec("rnn-act_tanh"), "tflite", tmp_path, opts)
