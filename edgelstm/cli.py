@@ -158,6 +158,11 @@ def _print_info(data: dict) -> None:
              "mode", "input_size", "output_size", "states", *stats}
     rest = {k: v for k, v in data.items() if k not in shown}
     for key, value in rest.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            click.echo(f"  {key}")
+            for item in value:
+                click.echo("    " + "  ".join(f"{k}={v}" for k, v in item.items()))
+            continue
         if isinstance(value, (dict, list)):
             value = json.dumps(value, default=str)
             value = value if len(value) < 200 else value[:197] + "..."
