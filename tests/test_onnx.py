@@ -115,14 +115,16 @@ def test_multi_stream_equals_each_stream_alone(tmp_path):
     for k, xs in enumerate(windows):
         alone = runtime.load(path).run(xs)
         np.testing.assert_array_equal(together[k], alone)
-    # The backend itself is a pure function of (x, state): a repeated call gives the same answer.
-    backend = runtime.open_backend(path, streams=2)
+    # The backend is a pure function of (x, state): a repeated call gives the same answer.
+    # Sized for one stream, it re-binds its buffers for two.
+    backend = runtime.open_backend(path)
     state = reference.zero_state(zoo.spec(case_id), 2)
     y1, s1 = backend.run(windows[:2, 0], state)
     y2, s2 = backend.run(windows[:2, 0], state)
     np.testing.assert_array_equal(y1, y2)
     assert all(np.array_equal(s1[n], s2[n]) for n in s1)
     assert all(not v.any() for v in state.values())
+    np.testing.assert_array_equal(y1, together[:2, 0])
 
 
 def test_description_round_trip(tmp_path):
@@ -201,7 +203,7 @@ def test_dynamic_quantization(case_id, tmp_path, capsys):
     windows, stream = zoo.inputs(case_id)
     path = export_onnx(spec, tmp_path, quantize="dynamic", calibration=windows)
     stderr = capsys.readouterr().err
-    assert "onnx dynamic: max |export - float|" in stderr and "synthetic" not in stderr
+    assert f"{path.name}: max |export - float|" in stderr and "synthetic" not in stderr
 
     model = onnx.load(path)
     onnx.checker.check_model(model, full_check=True)
@@ -218,6 +220,7 @@ def test_dynamic_quantization(case_id, tmp_path, capsys):
     assert ("warning" in info) == has_lstm and ("contrib ops" in info.get("warning", "")) == has_lstm
     report = desc["quantization_report"]
     assert report["sequences"] == len(windows) and report["steps"] == windows.shape[1]
+    assert report["synthetic_data"] is False
 
     got = runtime.load(path).run(stream[0])
     err = np.abs(got - zoo.reference_stream(case_id)).max()
@@ -226,6 +229,10 @@ def test_dynamic_quantization(case_id, tmp_path, capsys):
     streamed, _ = reference.run_sequence(spec, windows)
     ours = np.abs(runtime.load(path, streams=len(windows)).run(windows) - streamed).max()
     assert report["max_abs_err"] == pytest.approx(ours, rel=1e-6)
+    # Activation scales are per call over the batch: a stream alone differs, within the tolerance.
+    alone = runtime.load(path).run(windows[0])
+    assert np.abs(alone - streamed[0]).max() <= DYNAMIC_TOL
+    assert ("batch_note" in desc) == (has_lstm or any(layer.kind == "dense" for layer in spec.layers))
 
 
 def test_dynamic_sequence_mode_and_synthetic_warning(tmp_path, capsys):
@@ -233,7 +240,8 @@ def test_dynamic_sequence_mode_and_synthetic_warning(tmp_path, capsys):
     path = export_onnx(spec, tmp_path, quantize="dynamic", mode="sequence")
     assert "synthetic" in capsys.readouterr().err
     desc = read_sidecar(path)
-    assert desc["mode"] == "sequence" and desc["quantization_report"]["max_abs_err"] <= DYNAMIC_TOL
+    assert desc["mode"] == "sequence" and desc["quantization_report"]["synthetic_data"] is True
+    assert desc["quantization_report"]["max_abs_err"] <= DYNAMIC_TOL
     windows, _ = zoo.inputs("lstm-last-bias-1x-softmax")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(["y"], {"x": windows})[0]
@@ -319,3 +327,17 @@ def test_threads(tmp_path):
 def test_converter_uses_the_onnx_package():
     # converters/onnx.py is edgelstm.converters.onnx; its ``import onnx`` must be the library.
     assert onnx_export.onnx is onnx and hasattr(onnx_export.onnx, "checker")
+
+
+def test_dynamic_report_uses_heldout_data_and_targets(tmp_path):
+    """The CLI passes held-out windows and labels; the report then carries accuracy."""
+    case_id = "lstm-last-bias-2x-softmax"
+    spec = zoo.spec(case_id)
+    windows, _ = zoo.inputs(case_id)
+    labels = reference.keras_output(spec, windows).argmax(-1)
+    options = ExportOptions(quantize="dynamic", calibration=windows[:2], heldout=windows, heldout_targets=labels)
+    path = export(spec, "onnx", tmp_path, options)[0]
+    report = read_sidecar(path)["quantization_report"]
+    assert report["sequences"] == len(windows)
+    assert report["accuracy_reference"] == 1.0 and 0.0 <= report["accuracy"] <= 1.0
+    assert report["agreement"] == report["accuracy"]
