@@ -73,3 +73,22 @@ def read_sidecar(artifact: str | Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return desc if isinstance(desc, dict) else None
+
+
+def step_interface(desc: dict, origin, allow_sequence: bool = False) -> tuple[str, int, int, list[tuple[str, int]]]:
+    """(mode, input size, output size, [(state, size), ...]) of a described artifact.
+
+    A sequence-mode artifact takes whole windows and has no step function: refused
+    unless ``allow_sequence``. A malformed description is a UserError, never a KeyError.
+    """
+    from edgelstm.errors import UserError
+
+    try:
+        mode = desc.get("mode", "step")
+        if mode != "step" and not allow_sequence:
+            raise UserError(f"{origin}: a {mode}-mode model (windows of {desc.get('seq_len')} steps) cannot be "
+                            "streamed step by step; export it with --mode step")
+        return (mode, int(desc["input"]["size"]), int(desc["output"]["size"]),
+                [(s["name"], int(s["size"])) for s in desc.get("states", [])])
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{origin}: malformed edgelstm description ({type(exc).__name__}: {exc})") from None

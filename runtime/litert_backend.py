@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgelstm.artifact import step_interface
 from edgelstm.errors import UserError
 from edgelstm.runtime.tflite_info import Edge, TFLiteFile, load_description, short_error
 
@@ -45,14 +46,8 @@ class LiteRTBackend:
         fb = TFLiteFile.read(path)
         self.path = path
         self.description = load_description(path, fb)
-        self.mode = self.description.get("mode", "step")
-        if self.mode != "step" and not allow_sequence:
-            raise UserError(f"{path}: a sequence-mode model (windows of "
-                            f"{self.description.get('seq_len')} steps) cannot be streamed step by "
-                            "step; export with --mode step")
-        self.input_size = int(self.description["input"]["size"])
-        self.output_size = int(self.description["output"]["size"])
-        self.state_sizes = [(s["name"], int(s["size"])) for s in self.description.get("states", [])]
+        self.mode, self.input_size, self.output_size, self.state_sizes = step_interface(
+            self.description, path, allow_sequence)
         self.batch = int(batch)
         if self.batch < 1:
             raise UserError(f"batch must be at least 1, got {batch}")

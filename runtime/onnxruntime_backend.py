@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from edgelstm.artifact import step_interface
 from edgelstm.errors import UserError
 from edgelstm.runtime import onnx_info
 
@@ -35,9 +36,7 @@ class OnnxRuntimeBackend:
         if desc is None:
             raise UserError(f"{path}: no edgelstm description (metadata_props {onnx_info.METADATA_KEY!r} or "
                             f"{path.name}.json); export the model with edgelstm")
-        if desc.get("mode", "step") != "step":
-            raise UserError(f"{path}: a {desc.get('mode')}-mode model takes whole windows and cannot be "
-                            "streamed step by step; export it with --mode step")
+        _, self.input_size, self.output_size, self.state_sizes = step_interface(desc, path)
 
         options = ort.SessionOptions()
         # Small recurrent steps do not gain from more threads; one thread keeps latency
@@ -53,11 +52,8 @@ class OnnxRuntimeBackend:
 
         try:
             self.description = desc
-            self.input_size = int(desc["input"]["size"])
-            self.output_size = int(desc["output"]["size"])
             self._x = desc["input"]["name"]
             states = desc.get("states", [])
-            self.state_sizes = [(s["name"], int(s["size"])) for s in states]
             self._state_names = [s["name"] for s in states]
             self._output_names = [desc["output"]["name"]] + [s["output"] for s in states]
             self._feed_names = [self._x] + [s["input"] for s in states]

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as _tflm
 
+from edgelstm.artifact import step_interface
 from edgelstm.errors import UserError
 from edgelstm.runtime.tflite_info import Edge, TFLiteFile, load_description, short_error
 
@@ -31,14 +32,8 @@ class TFLMBackend:
         fb = TFLiteFile.read(path)
         self.path = path
         self.description = load_description(path, fb)
-        self.mode = self.description.get("mode", "step")
-        if self.mode != "step" and not allow_sequence:
-            raise UserError(f"{path}: a sequence-mode model (windows of "
-                            f"{self.description.get('seq_len')} steps) cannot be streamed step by "
-                            "step; export with --mode step")
-        self.input_size = int(self.description["input"]["size"])
-        self.output_size = int(self.description["output"]["size"])
-        self.state_sizes = [(s["name"], int(s["size"])) for s in self.description.get("states", [])]
+        self.mode, self.input_size, self.output_size, self.state_sizes = step_interface(
+            self.description, path, allow_sequence)
         self.batch = int(batch)
         arena = arena_size or len(fb.data) * 2 + ARENA_HEADROOM
         try:
