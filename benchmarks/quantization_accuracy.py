@@ -1,11 +1,12 @@
-"""File size and accuracy of the TFLite quantization modes, on the bundled datasets.
+"""File size and accuracy of the TFLite and ONNX quantization modes, on the bundled datasets.
 
     python benchmarks/quantization_accuracy.py [--epochs 40] [--units 32] [--out DIR]
 
 Trains LSTM / GRU / SimpleRNN on BasicMotions (classification) and on the airline
-series (forecasting), exports each as float32 / dynamic / int8 / int16x8 step models
-(calibrated on the training windows), streams every held-out case from a fresh state
-through LiteRT, and prints a markdown table:
+series (forecasting), exports each as TFLite float32 / dynamic / int8 / int16x8 step
+models (calibrated on the training windows) and as ONNX float32 / dynamic step models,
+streams every held-out case from a fresh state through LiteRT (TFLite) or ONNX Runtime
+(ONNX), and prints a markdown table (size ratios are against the same format's float32):
 
 - BasicMotions: agreement of the predicted class with the float numpy reference at the
   last step, and test accuracy.
@@ -32,7 +33,9 @@ from edgelstm.accuracy import compare_artifact  # noqa: E402
 from edgelstm.keras_import import spec_from_path  # noqa: E402
 from edgelstm.training import TrainConfig, train  # noqa: E402
 
-QUANTIZATIONS = ("float32", "dynamic", "int8", "int16x8")
+#: (format, quantization, runtime backend), in table order.
+EXPORTS = [("tflite", q, "litert") for q in ("float32", "dynamic", "int8", "int16x8")]
+EXPORTS += [("onnx", q, "onnxruntime") for q in ("float32", "dynamic")]
 CELLS = ("lstm", "gru", "simple_rnn")
 
 
@@ -45,24 +48,24 @@ def run(epochs: int, units: int, out: Path) -> list[dict]:
             report = train(data, TrainConfig(cell=cell, units=units, epochs=epochs), out / name)
             spec = spec_from_path(report["paths"][0])
             print(f"{name}/{cell}: trained in {time.time() - t0:.0f} s, {report['metrics']}", file=sys.stderr)
-            float_size = None
-            for q in QUANTIZATIONS:
+            float_size = {}
+            for fmt, q, backend in EXPORTS:
                 opts = converters.ExportOptions(quantize=q, basename=f"{name}_{cell}.{q}",
                                                 calibration=data.x_train)
                 opts.heldout, opts.heldout_targets = data.x_test, data.y_test
-                path = converters.export(spec, "tflite", out / name, opts)[0]
+                path = converters.export(spec, fmt, out / name, opts)[0]
                 size = path.stat().st_size
-                float_size = float_size or size
-                r = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend="litert")
-                rows.append({"dataset": name, "cell": cell, "quantize": q, "bytes": size,
-                             "ratio": size / float_size, **r})
+                float_size.setdefault(fmt, size)
+                r = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend=backend)
+                rows.append({"dataset": name, "cell": cell, "format": fmt, "quantize": q, "bytes": size,
+                             "ratio": size / float_size[fmt], **r})
     return rows
 
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| dataset | cell | quantize | file size | vs float32 | agreement with float | accuracy | RMSE (float -> export) | RMSE change |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| dataset | cell | format | quantize | file size | vs float32 | agreement with float | accuracy | RMSE (float -> export) | RMSE change |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         if "agreement" in r:
@@ -73,7 +76,7 @@ def table(rows: list[dict]) -> str:
             agree = acc = "-"
             rmse = f"{r['rmse_reference']:.4f} -> {r['rmse']:.4f}"
             change = f"{100 * r['rmse_change']:+.2f}%"
-        lines.append(f"| {r['dataset']} | {r['cell']} | {r['quantize']} | {r['bytes']:,} B | "
+        lines.append(f"| {r['dataset']} | {r['cell']} | {r['format']} | {r['quantize']} | {r['bytes']:,} B | "
                      f"{r['ratio']:.2f}x | {agree} | {acc} | {rmse} | {change} |")
     return "\n".join(lines)
 

@@ -38,6 +38,8 @@ from edgelstm.spec import ModelSpec
 
 QUANTIZATIONS = ("float32", "dynamic", "int8", "int16x8")
 MODES = ("step", "sequence")
+#: Quantizations traced in tflite_graph's integer-friendly form (``quantized=True``).
+INTEGER_GRAPH = ("int8", "int16x8")
 
 #: Seconds the child converter may take before it counts as hung.
 DEFAULT_TIMEOUT = 600.0
@@ -133,12 +135,15 @@ def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "
 
     if quantize not in QUANTIZATIONS:
         raise UserError(f"unknown TFLite quantization {quantize!r}; choose from {', '.join(QUANTIZATIONS)}")
+    # Integer graphs round every intermediate tensor: trace the form with fewer rounding
+    # points (input scaling folded into the first kernel, biases inside the FCs).
+    quantized = quantize in INTEGER_GRAPH
     if mode == "step":
-        fn, module = tflite_graph.step_function(spec)
+        fn, module = tflite_graph.step_function(spec, quantized=quantized)
     elif mode == "sequence":
         if not seq_len:
             raise UserError("sequence mode needs --seq-len")
-        fn, module = tflite_graph.sequence_function(spec, seq_len)
+        fn, module = tflite_graph.sequence_function(spec, seq_len, quantized=quantized)
     else:
         raise UserError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], module)

@@ -12,9 +12,24 @@ with the reference to rounding. Two graph shapes:
 Gates get one FULLY_CONNECTED each (rather than one wide layer and a SPLIT): int8 and
 int16x8 then give every gate pre-activation its own scale, which matters because the
 forget-gate and candidate ranges differ a lot.
+
+Quantized graphs (``quantized=True``) compute the same function with fewer rounding
+points, because every intermediate tensor of an integer graph is rounded to 8 (or 16)
+bits:
+
+- the input scaling (affine layer) is folded into the first weight layer after it
+  (``W' = diag(scale) W``, ``b' = b + offset W``): no int8 MUL and ADD on the input,
+  and the raw input feeds the FULLY_CONNECTED directly;
+- a gate's bias rides in the input FULLY_CONNECTED (``FC(x, W, b) + FC(h, U)``), where
+  it is an exact int32 added to the int32 accumulator, instead of a separate int8 ADD.
+
+The float32 graph keeps the reference's exact operation order (it must match it to
+rounding), so these rewrites apply to quantized exports only.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -83,16 +98,25 @@ def _fc(v, w, b=None):
     return out + b if b is not None else out
 
 
+#: Set by ``step_function`` / ``sequence_function`` while tracing a quantized graph.
+_FUSE_BIAS = False
+
+
+def _gate_pre(layer, x, h, w, u, bias_columns: slice | None):
+    """x W + h U (+ b) for one gate: bias in the input FC when tracing a quantized graph."""
+    bias = _const(layer, "bias", column=bias_columns) if layer.use_bias and bias_columns is not None else None
+    if _FUSE_BIAS:
+        return _fc(x, w, bias) + _fc(h, u)
+    pre = _fc(x, w) + _fc(h, u)
+    return pre + bias if bias is not None else pre
+
+
 def lstm(layer, x, state):
     act, gate = _activation(layer.activation), _activation(layer.recurrent_activation)
     h, c = state
     units = layer.units
-    z = []
-    for g, (w, u) in enumerate(_gate_weights(layer, 4)):
-        pre = _fc(x, w) + _fc(h, u)
-        if layer.use_bias:
-            pre = pre + _const(layer, "bias", column=slice(g * units, (g + 1) * units))
-        z.append(pre)
+    z = [_gate_pre(layer, x, h, w, u, slice(g * units, (g + 1) * units))
+         for g, (w, u) in enumerate(_gate_weights(layer, 4))]
     zi, zf, zc, zo = z
     i = gate(zi)
     f = gate(zf)
@@ -131,9 +155,8 @@ def gru(layer, x, state):
 
 def simple_rnn(layer, x, state):
     (h,) = state
-    z = _fc(x, _kernel(layer, "kernel")) + _fc(h, _kernel(layer, "recurrent_kernel"))
-    if layer.use_bias:
-        z = z + _const(layer, "bias")
+    z = _gate_pre(layer, x, h, _kernel(layer, "kernel"), _kernel(layer, "recurrent_kernel"),
+                  slice(None))
     h = _activation(layer.activation)(z)
     return h, (h,)
 
@@ -151,56 +174,107 @@ def affine(layer, x, state):
 LAYERS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn, "dense": dense, "affine": affine}
 
 
-def step(spec: ModelSpec, x, states: dict):
-    """One timestep over tf tensors; ``states`` maps state names to tensors."""
+def identity(layer, x, state):
+    return x, ()
+
+
+def fold_input_scaling(spec: ModelSpec) -> list:
+    """The layers to trace for a quantized graph: an affine layer followed by a weight
+    layer (recurrent or dense) becomes an identity and its scale and offset move into
+    that layer's input kernel and input bias. Same function, two fewer integer ops.
+
+    Returns a list parallel to ``spec.layers`` (indexes, hence state names, unchanged);
+    entries are new LayerSpec objects where weights changed, ``None`` for a folded layer.
+    """
+    layers = list(spec.layers)
+    for i in range(len(layers) - 1):
+        first, nxt = layers[i], layers[i + 1]
+        if first is None or first.kind != "affine" or nxt.kind not in ("lstm", "gru", "simple_rnn", "dense"):
+            continue
+        scale = first.weights["scale"].astype(np.float64)
+        offset = first.weights["offset"].astype(np.float64)
+        kernel = nxt.weights["kernel"].astype(np.float64)
+        weights = dict(nxt.weights)
+        weights["kernel"] = (scale[:, None] * kernel).astype(np.float32)
+        shift = offset @ kernel  # what the offset adds to the input projection
+        if nxt.use_bias:
+            bias = nxt.weights["bias"].astype(np.float64).copy()
+            if nxt.kind == "gru" and nxt.reset_after:
+                bias[0] += shift  # row 0: the input-side bias
+            else:
+                bias += shift
+        elif nxt.kind == "gru" and nxt.reset_after:
+            bias = np.stack([shift, np.zeros_like(shift)])
+        else:
+            bias = shift
+        weights["bias"] = bias.astype(np.float32)
+        layers[i] = None
+        layers[i + 1] = replace(nxt, weights=weights, use_bias=True)
+    return layers
+
+
+def step(spec: ModelSpec, x, states: dict, layers: list | None = None):
+    """One timestep over tf tensors; ``states`` maps state names to tensors.
+
+    ``layers`` (from ``fold_input_scaling``) replaces ``spec.layers`` when given.
+    """
     new = {}
-    for i, layer in enumerate(spec.layers):
+    for i, layer in enumerate(spec.layers if layers is None else layers):
+        if layer is None:
+            continue
         names = [s.name for s in spec.state_specs() if s.layer == i]
         x, out = LAYERS[layer.kind](layer, x, tuple(states[n] for n in names))
         new.update(zip(names, out))
     return x, new
 
 
-def step_function(spec: ModelSpec):
-    """The step graph as a concrete function with named, fixed-shape (batch 1) inputs."""
+def step_function(spec: ModelSpec, quantized: bool = False):
+    """The step graph as a concrete function with named, fixed-shape (batch 1) inputs.
+
+    ``quantized``: trace the integer-friendly form (see the module docstring)."""
     tf = _tf()
     states = spec.state_specs()
     signature = [tf.TensorSpec((1, spec.input_size), tf.float32, name=INPUT_NAME)]
     signature += [tf.TensorSpec((1, s.size), tf.float32, name=s.name) for s in states]
+    layers = fold_input_scaling(spec) if quantized else None
 
     def fn(x, *state_values):
-        y, new = step(spec, x, dict(zip([s.name for s in states], state_values)))
+        y, new = step(spec, x, dict(zip([s.name for s in states], state_values)), layers)
         out = {OUTPUT_NAME: tf.identity(y)}
         out.update({s.name + STATE_SUFFIX: tf.identity(new[s.name]) for s in states})
         return out
 
-    return _concrete(fn, signature)
+    return _concrete(fn, signature, quantized)
 
 
-def sequence_function(spec: ModelSpec, seq_len: int):
+def sequence_function(spec: ModelSpec, seq_len: int, quantized: bool = False):
     """The window graph: (1, T, F) in, T unrolled steps from a zero state."""
     tf = _tf()
     signature = [tf.TensorSpec((1, seq_len, spec.input_size), tf.float32, name=INPUT_NAME)]
+    layers = fold_input_scaling(spec) if quantized else None
 
     def fn(x):
         states = {s.name: tf.constant(np.zeros((1, s.size), np.float32)) for s in spec.state_specs()}
         ys = []
         for t, xt in enumerate(tf.unstack(x, axis=1)):
-            y, states = step(spec, xt, states)
+            y, states = step(spec, xt, states, layers)
             ys.append(y)
         y = tf.stack(ys, axis=1) if spec.returns_sequences else ys[-1]
         return {OUTPUT_NAME: tf.identity(y)}
 
-    return _concrete(fn, signature)
+    return _concrete(fn, signature, quantized)
 
 
-def _concrete(fn, signature):
+def _concrete(fn, signature, quantized: bool = False):
     """(concrete function, its owning module): the converter needs both to emit a signature."""
+    global _FUSE_BIAS
     tf = _tf()
     module = tf.Module()
     module.run = tf.function(fn, input_signature=signature, autograph=False)
     _CONSTANTS.clear()
+    _FUSE_BIAS = quantized
     try:
         return module.run.get_concrete_function(), module
     finally:
         _CONSTANTS.clear()
+        _FUSE_BIAS = False

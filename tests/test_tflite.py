@@ -275,3 +275,49 @@ def test_converter_failures_become_user_errors(tmp_path, monkeypatch, how, messa
     opts = converters.ExportOptions(extra={"timeout": 3})
     with pytest.raises(UserError, match=message):
         converters.export(zoo.spec("rnn-act_tanh"), "tflite", tmp_path, opts)
+
+
+# -- the integer-friendly graph form -----------------------------------------------------
+#: Zoo cases whose first layer is recurrent, given an input scaling layer in front here,
+#: so the fold is tested for every cell kind with and without bias (GRU both variants).
+FOLD_CASES = ["lstm-last-bias-1x-softmax", "lstm-seq-nobias-2x-timedistributed", "gru-last-bias-1x-none",
+              "gru-last-nobias-1x-none", "gru_v1-last-bias-1x-none", "gru_v1-seq-nobias-1x-none",
+              "rnn-last-bias-1x-none", "rnn-seq-nobias-1x-none", "lstm-normalization", "gru-rescaling-dense3d"]
+
+
+def _with_input_scaling(case_id: str) -> ModelSpec:
+    spec = zoo.spec(case_id)
+    if spec.layers[0].kind == "affine":
+        return spec
+    rng = np.random.default_rng(5)
+    f = spec.input_size
+    scaling = LayerSpec("affine", f, {"scale": rng.uniform(0.2, 3.0, f).astype(np.float32),
+                                      "offset": rng.uniform(-1, 1, f).astype(np.float32)})
+    return ModelSpec(f, [scaling] + list(spec.layers), name=spec.name, task=spec.task)
+
+
+@pytest.mark.parametrize("case_id", FOLD_CASES)
+def test_integer_graph_form_computes_the_same_function(tmp_path, monkeypatch, case_id):
+    """The form traced for int8/int16x8 (input scaling folded into the first kernel, bias
+    inside the input FC), converted in float32, still matches the reference: the rewrite
+    moves rounding points, it does not change the function."""
+    spec = _with_input_scaling(case_id)
+    _, stream = zoo.inputs(case_id)
+    stream = stream[0, :300]
+    want, _ = reference.run_sequence(spec, stream[None])
+    monkeypatch.setattr(tflite, "INTEGER_GRAPH", tflite.QUANTIZATIONS)
+    path = tmp_path / "folded.tflite"
+    path.write_bytes(tflite.build_in_process(spec, "float32"))
+    got = runtime.load(path, backend="litert").run(stream)
+    np.testing.assert_allclose(got, want[0], rtol=0, atol=1e-4)
+
+
+def test_int8_graph_has_no_input_scaling_ops(build):
+    """int8: the raw input feeds FULLY_CONNECTED directly (no int8 MUL/ADD on the input)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = build("lstm-normalization", "int8")
+    interp = Interpreter(model_path=str(path))
+    x_index = next(d["index"] for d in interp.get_input_details() if d["name"].endswith("_x:0"))
+    consumers = {op["op_name"] for op in interp._get_ops_details() if x_index in list(op["inputs"])}
+    assert consumers == {"FULLY_CONNECTED"}, consumers
