@@ -123,7 +123,14 @@ def info(path: Path, as_json: bool):
         except ImportError:
             module = None
         if module is not None:
-            data.update(module.inspect(path))
+            try:
+                data.update(module.inspect(path))
+            except UserError:
+                raise
+            except Exception as exc:  # a malformed file can trip the parser anywhere
+                from edgelstm.runtime import engine_error
+
+                raise UserError(f"{path}: cannot read this file ({engine_error(exc)})") from None
         else:
             data["description"] = open_backend(path).description
     else:
@@ -144,10 +151,15 @@ def _print_info(data: dict) -> None:
         value = data.get(key, desc.get(key))
         if value is not None:
             click.echo(f"  {key:<22}{value}")
+    if not (isinstance(layers, list) and all(isinstance(c, dict) and {"kind", "units"} <= set(c) for c in layers)):
+        layers = None  # a damaged description: the rest is still worth showing
     if layers:
         click.echo("")
         for line in _layers_table(layers):
             click.echo("  " + line)
+    if not (isinstance(stats, dict) and all(isinstance(stats.get(k), int) for k in
+                                             ("parameters", "macs_per_step", "state_floats", "weight_bytes_float32"))):
+        stats = {}  # a damaged description: show what is there, below, rather than fail
     if stats:
         click.echo("")
         click.echo(f"  parameters            {stats['parameters']:,}")

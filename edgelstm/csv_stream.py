@@ -17,6 +17,7 @@ from edgelstm.runtime import BadInputError, StatefulModel
 from edgelstm.runtime.streams import StreamRouter
 
 DEFAULT_STREAM = ""
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class BadRowError(UserError):
@@ -123,6 +124,8 @@ def _parse(cells: list[str], width: int) -> np.ndarray:
             raise BadInputError(f"{c!r} is not a number") from None
         if not math.isfinite(v):
             raise BadInputError(f"{c!r} is not a finite number")
+        if abs(v) > FLOAT32_MAX:  # would become inf in the model's float32
+            raise BadInputError(f"{c!r} is beyond the float32 range")
         values.append(v)
     return np.asarray(values, np.float32)
 

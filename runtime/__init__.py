@@ -14,7 +14,7 @@ import importlib
 from pathlib import Path
 
 from edgelstm.errors import UserError, require_file
-from edgelstm.runtime.stateful import BadInputError, StatefulModel
+from edgelstm.runtime.stateful import BadInputError, StatefulModel, engine_error
 
 __all__ = ["BACKENDS", "BadInputError", "StatefulModel", "available_backends", "load", "open_backend"]
 
@@ -72,12 +72,30 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int | None = 
             except UserError as exc:
                 errors.append(str(exc))
                 continue
-            return cls(path, threads=threads, batch=streams)
+            return _construct(name, cls, path, threads, streams)
         raise UserError(f"{path}: no backend for {suffix} files is installed; " + "; ".join(errors))
     cls = _backend_class(backend)
     if suffix not in BACKENDS[backend][2]:
         raise UserError(f"{path}: backend {backend!r} runs {', '.join(BACKENDS[backend][2])} files, not {suffix!r}")
-    return cls(path, threads=threads, batch=streams)
+    return _construct(backend, cls, path, threads, streams)
+
+
+def _construct(name: str, cls, path: Path, threads, streams):
+    from edgelstm.runtime import validate
+
+    if name in validate.PROBES:  # an engine that can crash on a malformed file: probe it in a child
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        validate.check_engine(name, data, str(path))
+    try:
+        return cls(path, threads=threads, batch=streams)
+    except UserError:
+        raise
+    except Exception as exc:  # a malformed file can trip any parser or engine check
+        raise UserError(f"{path}: the {name} backend cannot load this file ({engine_error(exc)})") from None
+
 
 
 def load(path: str | Path, backend: str = "auto", streams: int = 1, threads: int | None = None) -> StatefulModel:

@@ -8,11 +8,35 @@ state, and offers snapshots (get/set state) so a stream can be persisted and res
 
 from __future__ import annotations
 
+from math import isfinite
 from typing import Protocol
 
 import numpy as np
 
 from edgelstm.errors import UserError
+
+
+_F32 = np.dtype(np.float32)
+#: Up to this many values, summing a Python list is the cheapest finiteness test (~0.2 us
+#: for a row of 6, against ~1.3 us for np.isfinite(x).all()); above it numpy's wins.
+_LIST_CHECK_MAX = 256
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """True when no value is NaN or +-inf.
+
+    The float64 sum of float32 values cannot overflow (it would take ~1e270 values), so
+    it is NaN or inf exactly when some value is.
+    """
+    if arr.size <= _LIST_CHECK_MAX:
+        return isfinite(sum(arr.ravel().tolist()))
+    return bool(np.isfinite(arr).all())
+
+
+def engine_error(exc: BaseException) -> str:
+    """An unexpected exception as one short line, naming its type."""
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class BadInputError(UserError, ValueError):
@@ -40,6 +64,11 @@ class StatefulModel:
             raise UserError(f"streams must be at least 1, got {streams}")
         self.backend = backend
         self.streams = streams
+        # Shapes the hot path of check_input accepts without conversion.
+        self._row_shape = (backend.input_size,) if streams == 1 else None
+        self._batch_shape = (streams, backend.input_size)
+        self._list_check = streams * backend.input_size <= _LIST_CHECK_MAX
+        self._row_checked = False  # the hot path opens after one fully checked step
         self.reset()
 
     # -- description -------------------------------------------------------------
@@ -91,8 +120,22 @@ class StatefulModel:
     # -- inference ---------------------------------------------------------------
     def check_input(self, x) -> np.ndarray:
         """x as a (streams, features) float32 array, or BadInputError."""
+        if type(x) is np.ndarray and x.dtype is _F32:  # the hot path: no conversion
+            if x.shape == self._row_shape:
+                arr = x[None]
+            elif x.shape == self._batch_shape:
+                arr = x
+            else:
+                return self._check_any(x)
+            if not (isfinite(sum(arr.ravel().tolist())) if self._list_check else np.isfinite(arr).all()):
+                raise BadInputError("input holds NaN or inf")
+            return arr
+        return self._check_any(x)
+
+    def _check_any(self, x) -> np.ndarray:
         try:
-            arr = np.asarray(x, dtype=np.float32)
+            with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: refused below
+                arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError):
             raise BadInputError("input is not numeric") from None
         if arr.ndim == 1 and self.streams == 1:
@@ -103,19 +146,50 @@ class StatefulModel:
                 if arr.ndim != 1 else
                 f"input has {arr.shape[0]} values, expected {self.input_size}"
             )
-        if not np.isfinite(arr).all():
+        if not all_finite(arr):
             raise BadInputError("input holds NaN or inf")
         return arr
 
     def step(self, x) -> np.ndarray:
         """Advance every stream one timestep; returns (streams, outputs).
 
-        A 1-D input is accepted for a single stream and gives a 1-D output.
+        A 1-D input is accepted for a single stream and gives a 1-D output. The input is
+        checked before anything else: a refused one leaves every state as it was.
         """
-        single = np.ndim(x) == 1
+        # Hot path, inlined from check_input (each saved call is ~0.1 us of a ~5 us step):
+        # one float32 row of a single stream.
+        if self._row_checked and type(x) is np.ndarray and x.shape == self._row_shape and x.dtype is _F32:
+            if not (isfinite(sum(x.tolist())) if self._list_check else np.isfinite(x).all()):
+                raise BadInputError("input holds NaN or inf")
+            try:
+                y, self._state = self.backend.run(x[None], self._state)
+            except UserError:
+                raise
+            except Exception as exc:
+                raise UserError(f"the {self.backend.name} engine failed ({engine_error(exc)})") from None
+            return y[0]  # its shape was checked on the first step (advance); an engine keeps it
         arr = self.check_input(x)
-        y, self._state = self.backend.run(arr, self._state)
+        y, self._state = self.advance(arr, self._state)
+        self._row_checked = self.streams == 1
+        single = (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1
         return y[0] if single and self.streams == 1 else y
+
+    def advance(self, arr: np.ndarray, state: dict[str, np.ndarray]):
+        """``backend.run`` on a checked input (see check_input) and an explicit state.
+
+        An engine's own failure (e.g. on a corrupted model) becomes a UserError and
+        ``state`` is left as it was. Returns (outputs, new state).
+        """
+        try:
+            y, state = self.backend.run(arr, state)
+        except UserError:
+            raise
+        except Exception as exc:
+            raise UserError(f"the {self.backend.name} engine failed ({engine_error(exc)})") from None
+        if y.shape != (len(arr), self.backend.output_size):  # a corrupted model can claim any shape
+            raise UserError(f"the {self.backend.name} engine returned outputs of shape {y.shape}, "
+                            f"expected {(len(arr), self.backend.output_size)}: is the model file damaged?")
+        return y, state
 
     def run(self, xs) -> np.ndarray:
         """Step through a whole sequence: (T, F) -> (T, O), or (streams, T, F) -> (streams, T, O).

@@ -28,7 +28,7 @@ class StreamRouter:
         state = self.states.get(stream)
         if state is None:
             state = self._fresh()
-        y, new_state = self.model.backend.run(arr, state)
+        y, new_state = self.model.advance(arr, state)
         self.states[stream] = new_state
         return y[0]
 

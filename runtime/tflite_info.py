@@ -236,6 +236,10 @@ def tflm_arena_size(data: bytes, limit: int = 16 << 20) -> int | None:
         from tflite_micro.python.tflite_micro import runtime as tflm
     except ImportError:
         return None
+    from edgelstm.runtime.validate import engine_crash
+
+    if engine_crash("tflm", data):  # TFLM segfaults on some malformed files: never in this process
+        return None
 
     def runs(size: int) -> bool:
         try:
@@ -264,6 +268,11 @@ def tflm_error(data: bytes) -> str | None:
         from tflite_micro.python.tflite_micro import runtime as tflm
     except ImportError as exc:
         return f"tflite-micro is not installed ({exc})"
+    from edgelstm.runtime.validate import engine_crash
+
+    crash = engine_crash("tflm", data)  # TFLM segfaults on some malformed files: never in this process
+    if crash:
+        return f"TFLite Micro {crash} on this file"
     try:
         with _quiet_stderr():
             interp = tflm.Interpreter.from_bytes(data, arena_size=16 << 20)

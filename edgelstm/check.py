@@ -1,0 +1,247 @@
+"""``edgelstm check``: how far an exported artifact drifts from the Keras model over a long stream.
+
+The same stream goes through the Keras model (the reference) and through the artifact,
+step by step through the runtime, from a zero state. Keras answers for every prefix at
+once through its *streaming twin*: the same layers and weights with
+``return_sequences=True`` on every recurrent layer, so its output at step t is what the
+original model returns for the first t+1 samples (recurrent layers are causal).
+
+Long streams: the data (a CSV, a bundled dataset or the data recorded with the model)
+is laid end to end as one stream; when it is shorter than ``--steps`` it is repeated.
+The state therefore carries across the joins, which is what a device sees when it runs
+for hours, and is exactly where quantization error could accumulate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgelstm.errors import MissingExtraError, UserError
+
+DEFAULT_STEPS = 2000
+DEFAULT_SEGMENTS = 10
+RECURRENT_CLASSES = ("LSTM", "GRU", "SimpleRNN")
+
+
+# -- the reference ----------------------------------------------------------------------
+
+def streaming_twin(model):
+    """The Keras model with ``return_sequences=True`` on every recurrent layer and a
+    free time dimension, sharing no state with the original (weights are copied)."""
+    from edgelstm.keras_import import _linear_layers, _single_shape, import_keras
+
+    keras = import_keras()
+    features = int(_single_shape(model.input_shape, "input")[-1])
+    layers = [layer for layer in _linear_layers(model) if type(layer).__name__ != "InputLayer"]
+    clones = []
+    for layer in layers:
+        config = layer.get_config()
+        if type(layer).__name__ in RECURRENT_CLASSES:
+            config["return_sequences"] = True
+        clones.append(type(layer).from_config(config))
+    twin = keras.Sequential([keras.Input((None, features))] + clones, name=f"{model.name}_streaming")
+    for clone, layer in zip(clones, layers):
+        clone.set_weights(layer.get_weights())
+    return twin
+
+
+def keras_stream_outputs(model, stream: np.ndarray) -> np.ndarray:
+    """Keras' output after every step of ``stream`` (T, F): (T, outputs).
+
+    One ``predict`` call runs the recurrence as a compiled graph (seconds for thousands
+    of steps, where calling the model step by step would take minutes).
+    """
+    twin = streaming_twin(model)
+    out = np.asarray(twin.predict(np.asarray(stream, np.float32)[None], verbose=0, batch_size=1))
+    return out[0]
+
+
+# -- the data -----------------------------------------------------------------------------
+
+def long_stream(sequences: np.ndarray, steps: int) -> np.ndarray:
+    """``sequences`` (N, T, F) end to end as one stream, repeated up to ``steps`` rows."""
+    flat = np.asarray(sequences, np.float32).reshape(-1, sequences.shape[-1])
+    if len(flat) == 0:
+        raise UserError("the data has no rows")
+    reps = -(-steps // len(flat))
+    return np.tile(flat, (reps, 1))[:steps]
+
+
+def load_data(spec, model_path: Path, data: Path | None, dataset: str | None) -> tuple[np.ndarray, str, bool]:
+    """(sequences (N, T, F), where they came from, synthetic?)."""
+    from edgelstm import calibration, datasets
+
+    if data is not None and dataset is not None:
+        raise UserError("give --data or --dataset, not both")
+    if dataset is not None:
+        ds = datasets.load(dataset)
+        if ds.features != spec.input_size:
+            raise UserError(f"dataset {ds.name} has {ds.features} features, the model takes {spec.input_size}")
+        return ds.x_test, f"bundled dataset {ds.name} (held-out part)", False
+    if data is not None:
+        # A CSV is one stream already: keep its rows in order, no windows.
+        window = 1 << 62 if data.suffix.lower() == ".csv" else None
+        got = calibration.load_file(data, spec.input_size, window)
+        return got.heldout[0], str(data), False
+    got = calibration.resolve(spec, model_path)
+    return got.heldout[0], got.source, got.synthetic
+
+
+# -- the comparison -------------------------------------------------------------------------
+
+def error_growth(err: np.ndarray, segments: int) -> dict:
+    """Error per stream segment and its trend: does the error drift as the stream goes on?
+
+    ``err``: (T, outputs) absolute errors. ``slope_per_1000_steps`` is the least-squares
+    slope of the segments' mean error against their position.
+    """
+    t = len(err)
+    segments = max(1, min(segments, t))
+    edges = np.linspace(0, t, segments + 1).astype(int)
+    rows = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        seg = err[a:b]
+        rows.append({"start": int(a), "stop": int(b), "max_abs_err": float(seg.max()),
+                     "mean_abs_err": float(seg.mean())})
+    means = np.array([r["mean_abs_err"] for r in rows])
+    centers = np.array([(r["start"] + r["stop"]) / 2 for r in rows])
+    slope = float(np.polyfit(centers, means, 1)[0] * 1000) if segments > 1 else 0.0
+    first = means[0]
+    return {
+        "segments": rows,
+        "slope_per_1000_steps": slope,
+        "last_over_first": float(means[-1] / first) if first > 0 else (1.0 if means[-1] == 0 else float("inf")),
+    }
+
+
+def compare(want: np.ndarray, got: np.ndarray, task: str, segments: int = DEFAULT_SEGMENTS) -> dict:
+    """Figures of the artifact's streamed outputs ``got`` against the reference ``want`` (T, O)."""
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    out = {
+        "steps": int(len(want)),
+        "outputs": int(want.shape[1]),
+        "max_abs_err": float(err.max()),
+        "mean_abs_err": float(err.mean()),
+        "max_abs_err_per_output": [float(v) for v in err.max(axis=0)],
+        "reference_range": [float(want.min()), float(want.max())],
+        "growth": error_growth(err, segments),
+    }
+    if task == "classification" and want.shape[1] > 1:
+        same = want.argmax(-1) == got.argmax(-1)
+        out["agreement"] = float(same.mean())
+        out["first_disagreement_step"] = int(np.argmin(same)) if not same.all() else None
+    return out
+
+
+def run_check(model_path: Path, artifact: Path, data: Path | None = None, dataset: str | None = None,
+              steps: int = DEFAULT_STEPS, segments: int = DEFAULT_SEGMENTS, backend: str = "auto",
+              warn=None) -> tuple[dict, np.ndarray]:
+    """Stream the data through both; returns (report, absolute errors (T, outputs))."""
+    from edgelstm.cli import KERAS_SUFFIXES, load_spec
+    from edgelstm.runtime import load, reference
+
+    model_path, artifact = Path(model_path), Path(artifact)
+    suffix = model_path.suffix.lower()
+    if suffix not in KERAS_SUFFIXES + (".npz",):
+        raise UserError(f"{model_path}: the reference must be a Keras model (.keras/.h5) or an edgelstm .npz")
+    spec = load_spec(model_path)
+    sequences, source, synthetic = load_data(spec, model_path, data, dataset)
+    if synthetic and warn is not None:
+        warn("no real data (give --data or --dataset); streaming synthetic inputs")
+    stream = long_stream(sequences, steps)
+
+    model = load(artifact, backend=backend)
+    if model.input_size != spec.input_size or model.output_size != spec.output_size:
+        raise UserError(f"{artifact} takes {model.input_size} inputs and gives {model.output_size} outputs; "
+                        f"{model_path} takes {spec.input_size} and gives {spec.output_size}: not the same model")
+    got = model.run(stream)
+    if suffix in KERAS_SUFFIXES:
+        from edgelstm.keras_import import load_keras_model
+
+        want = keras_stream_outputs(load_keras_model(model_path), stream)
+        ref_name = "keras"
+    else:
+        want = reference.run_sequence(spec, stream[None])[0][0]
+        ref_name = "numpy reference"
+    report = compare(want, got, spec.task, segments)
+    report.update({
+        "model": str(model_path), "artifact": str(artifact), "reference": ref_name,
+        "backend": model.backend.name, "format": model.description.get("format"),
+        "quantize": model.description.get("quantize"), "task": spec.task,
+        "data": source, "synthetic_data": synthetic,
+        "data_rows": int(np.prod(sequences.shape[:-1])),
+        "repeated": bool(np.prod(sequences.shape[:-1]) < steps),
+    })
+    return report, np.abs(got.astype(np.float64) - want.astype(np.float64))
+
+
+def check_thresholds(report: dict, max_abs_err: float | None, min_agreement: float | None) -> list[str]:
+    broken = []
+    if max_abs_err is not None and report["max_abs_err"] > max_abs_err:
+        broken.append(f"max abs error {report['max_abs_err']:.3g} exceeds --max-abs-err {max_abs_err:g}")
+    if min_agreement is not None:
+        if "agreement" not in report:
+            raise UserError("--min-agreement needs a classifier (a softmax/sigmoid head with several outputs)")
+        if report["agreement"] < min_agreement:
+            broken.append(f"class agreement {report['agreement']:.4f} is below --min-agreement {min_agreement:g}")
+    report["thresholds"] = {"max_abs_err": max_abs_err, "min_agreement": min_agreement, "ok": not broken}
+    return broken
+
+
+def format_report(report: dict) -> list[str]:
+    g = report["growth"]
+    per_segment = " ".join(f"{seg['mean_abs_err']:.2g}" for seg in g["segments"])
+    lines = [
+        f"{report['artifact']} ({report['format']} {report['quantize']}, backend {report['backend']}) "
+        f"against {report['reference']} {report['model']}",
+        f"  stream     {report['steps']} steps from {report['data']}"
+        + (f" ({report['data_rows']} rows, repeated end to end)" if report["repeated"] else ""),
+        f"  abs error  max {report['max_abs_err']:.3g}   mean {report['mean_abs_err']:.3g}   "
+        f"(reference outputs span {report['reference_range'][0]:.3g} .. {report['reference_range'][1]:.3g})",
+        f"  drift      mean error per segment {per_segment}",
+        f"             slope {g['slope_per_1000_steps']:+.3g} per 1000 steps, last/first segment "
+        f"{g['last_over_first']:.2f}x",
+    ]
+    if "agreement" in report:
+        first = report.get("first_disagreement_step")
+        lines.append(f"  classes    agreement {100 * report['agreement']:.2f}% of steps"
+                     + (f" (first disagreement at step {first})" if first is not None else ""))
+    return lines
+
+
+def require_matplotlib():
+    try:
+        import matplotlib
+    except ImportError:
+        raise MissingExtraError("matplotlib", "plot", "--plot") from None
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_errors(err: np.ndarray, report: dict, path: str | Path) -> Path:
+    """Absolute error over stream position, one line per output, as a PNG."""
+    plt = require_matplotlib()
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+    steps = np.arange(len(err))
+    for k in range(err.shape[1]):
+        ax.plot(steps, err[:, k], linewidth=0.7, label=f"output {k}")
+    ax.set_xlabel("stream position (step)")
+    ax.set_ylabel("|artifact - reference|")
+    ax.set_title(f"{Path(report['artifact']).name} ({report['quantize']}) against {report['reference']}",
+                 fontsize=10)
+    if err.shape[1] <= 12:
+        ax.legend(fontsize=8, loc="upper left", ncol=min(4, err.shape[1]))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(path, format="png")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        plt.close(fig)
+    return path
