@@ -51,7 +51,7 @@ def cli():
     Typical path:
       edgelstm train --dataset basicmotions -o models/      train (or bring a .keras)
       edgelstm export models/basicmotions_lstm.keras --format tflite --quantize int8 -o out/
-      edgelstm run out/basicmotions_lstm.tflite --input sensor.csv
+      edgelstm run out/basicmotions_lstm.int8.tflite --input sensor.csv
       edgelstm demo                                         all of it on bundled data
     """
 
@@ -459,6 +459,7 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
     """Train a small LSTM / GRU / SimpleRNN and save a .keras model plus a report."""
     from edgelstm import datasets, training
+    from edgelstm.keras_import import import_keras
 
     if (dataset is None) == (csv_path is None):
         raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
@@ -468,6 +469,7 @@ def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, 
         data = training.dataset_from_csv(csv_path, target, window, task)
     else:
         data = datasets.load(dataset)
+    import_keras()  # in a lean install: one line naming the extra, before any progress bar
     cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
                                learning_rate=lr, seed=seed)
     with click.progressbar(length=epochs, label=f"training {cell.upper()}({units}) on {data.name}",
@@ -490,11 +492,11 @@ def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, 
 def demo(output_dir, epochs, units, json_path):
     """Train an LSTM on bundled smartwatch data, export it to every format, stream the
     held-out data through each export and print one table."""
-    from edgelstm.demo import run_demo
+    from edgelstm.demo import format_table, run_demo
+    from edgelstm.keras_import import import_keras
 
+    import_keras()
     rows = run_demo(output_dir, epochs=epochs, units=units, echo=lambda m: click.echo(m, err=True))
-    from edgelstm.demo import format_table
-
     click.echo(format_table(rows))
     if json_path:
         json_path.write_text(json.dumps(rows, indent=2) + "\n")
