@@ -26,7 +26,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
 
 from edgelstm import converters, datasets  # noqa: E402
 from edgelstm.accuracy import compare_artifact  # noqa: E402
@@ -64,7 +63,8 @@ def run(epochs: int, units: int, out: Path) -> list[dict]:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| dataset | cell | format | quantize | file size | vs float32 | agreement with float | accuracy | RMSE (float -> export) | RMSE change |",
+        "| dataset | cell | format | quantize | file size | vs float32 | agreement with float | accuracy"
+        " | RMSE (float -> export) | RMSE change |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

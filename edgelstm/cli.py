@@ -333,6 +333,19 @@ def _write_json(path: str, data: dict) -> None:
     except OSError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
+def _finish(data: dict, lines: list[str], json_path: str | None, broken: list[str]) -> None:
+    """Write the JSON, print the human report (unless the JSON goes to stdout), and exit 1
+    with one ``FAIL:`` line when a budget or threshold was broken."""
+    if json_path:
+        _write_json(json_path, data)
+    if json_path != "-":
+        for line in lines:
+            click.echo(line)
+    if broken:
+        click.echo("FAIL: " + "; ".join(broken), err=True)
+        sys.exit(1)
+
+
 
 @cli.command()
 @click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
@@ -376,14 +389,7 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
         if base_cpu and base_cpu != result["machine"]["cpu"]:
             click.echo(f"warning: the baseline was measured on another CPU ({base_cpu}); "
                        "regenerate it on this runner for a fair comparison", err=True)
-    if json_path:
-        _write_json(json_path, result)
-    if json_path != "-":
-        for line in format_report(result):
-            click.echo(line)
-    if broken:
-        click.echo("FAIL: " + "; ".join(broken), err=True)
-        sys.exit(1)
+    _finish(result, format_report(result), json_path, broken)
 
 
 # -- check -----------------------------------------------------------------------------
@@ -427,14 +433,7 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
     broken = check_thresholds(report, max_abs_err, min_agreement)
     if plot_path is not None:
         report["plot"] = str(plot_errors(err, report, plot_path))
-    if json_path:
-        _write_json(json_path, report)
-    if json_path != "-":
-        for line in format_report(report):
-            click.echo(line)
-    if broken:
-        click.echo("FAIL: " + "; ".join(broken), err=True)
-        sys.exit(1)
+    _finish(report, format_report(report), json_path, broken)
 
 
 # -- train -----------------------------------------------------------------------------
@@ -452,7 +451,8 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 @click.option("--layers", type=click.IntRange(1), default=1, show_default=True, help="Stacked recurrent layers.")
 @click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--lr", type=float, default=3e-3, show_default=True, help="Adam learning rate (gradients clipped at norm 1).")
+@click.option("--lr", type=float, default=3e-3, show_default=True,
+              help="Adam learning rate (gradients clipped at norm 1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Directory (or .keras path) to write the model, report and calibration data to.")

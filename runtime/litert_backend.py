@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import step_interface
 from edgelstm.errors import UserError
-from edgelstm.runtime.tflite_info import Edge, TFLiteFile, load_description, short_error
+from edgelstm.runtime.tflite_info import Edge, TFLiteFile, TFLiteModelBase, short_error
 
 
 def _interpreter_class():
@@ -36,21 +35,13 @@ def _interpreter_class():
 _Interpreter = _interpreter_class()
 
 
-class LiteRTBackend:
+class LiteRTBackend(TFLiteModelBase):
     name = "litert"
-    suffixes = (".tflite",)
 
     def __init__(self, path: str | Path, threads: int | None = None, batch: int = 1,
                  allow_sequence: bool = False):
-        path = Path(path)
-        fb = TFLiteFile.read(path)
-        self.path = path
-        self.description = load_description(path, fb)
-        self.mode, self.input_size, self.output_size, self.state_sizes = step_interface(
-            self.description, path, allow_sequence)
-        self.batch = int(batch)
-        if self.batch < 1:
-            raise UserError(f"batch must be at least 1, got {batch}")
+        fb = self._open(path, batch, allow_sequence)
+        path = self.path
         try:
             self.interpreter = _Interpreter(model_content=fb.data, num_threads=threads)
         except Exception as exc:  # the engine raises ValueError/RuntimeError on bad models

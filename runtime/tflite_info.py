@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import read_sidecar
+from edgelstm.artifact import read_sidecar, step_interface
 from edgelstm.errors import UserError
 
 #: The name of the metadata entry that holds the edgelstm description (JSON, UTF-8).
@@ -338,6 +338,24 @@ def load_description(path: Path, fb: TFLiteFile) -> dict:
         raise UserError(f"{path}: not an edgelstm TFLite artifact (no embedded description "
                         f"and no {path.name}.json beside it)")
     return desc
+
+
+class TFLiteModelBase:
+    """What the LiteRT and TFLM backends share: the file, its description, the step interface."""
+
+    name = "tflite"
+    suffixes = (".tflite",)
+
+    def _open(self, path, batch: int, allow_sequence: bool) -> TFLiteFile:
+        self.path = Path(path)
+        fb = TFLiteFile.read(self.path)
+        self.description = load_description(self.path, fb)
+        self.mode, self.input_size, self.output_size, self.state_sizes = step_interface(
+            self.description, self.path, allow_sequence)
+        self.batch = int(batch)
+        if self.batch < 1:
+            raise UserError(f"batch must be at least 1, got {batch}")
+        return fb
 
 
 class Edge:

@@ -13,28 +13,21 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as _tflm
 
-from edgelstm.artifact import step_interface
 from edgelstm.errors import UserError
-from edgelstm.runtime.tflite_info import Edge, TFLiteFile, load_description, short_error
+from edgelstm.runtime.tflite_info import Edge, TFLiteModelBase, short_error
 
 #: Arena bytes beyond the model size: the step graphs need a few kB of activations;
 #: TFLM's own default (10x the model size) is too small for tiny models and wasteful for big ones.
 ARENA_HEADROOM = 256 << 10
 
 
-class TFLMBackend:
+class TFLMBackend(TFLiteModelBase):
     name = "tflm"
-    suffixes = (".tflite",)
 
     def __init__(self, path: str | Path, threads: int | None = None, batch: int = 1,
                  allow_sequence: bool = False, arena_size: int | None = None):
-        path = Path(path)
-        fb = TFLiteFile.read(path)
-        self.path = path
-        self.description = load_description(path, fb)
-        self.mode, self.input_size, self.output_size, self.state_sizes = step_interface(
-            self.description, path, allow_sequence)
-        self.batch = int(batch)
+        fb = self._open(path, batch, allow_sequence)
+        path = self.path
         arena = arena_size or len(fb.data) * 2 + ARENA_HEADROOM
         try:
             self.interpreter = _tflm.Interpreter.from_bytes(fb.data, arena_size=arena)

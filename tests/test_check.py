@@ -156,7 +156,8 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path, keras_file, data_csv,
     result = invoke("check", keras_file(CLASSIFIER), exports.export(CLASSIFIER, "npz"), "--data", data_csv,
                     "--plot", tmp_path / "x.png")
     assert result.exit_code == 2
-    assert result.stderr.strip() == 'error: --plot needs matplotlib, which is not installed: pip install "edgelstm[plot]"'
+    assert result.stderr.strip() == (
+        'error: --plot needs matplotlib, which is not installed: pip install "edgelstm[plot]"')
     assert not (tmp_path / "x.png").exists()
 
 

@@ -171,7 +171,8 @@ def test_run_answers_each_stdin_row_before_the_next_arrives(npz_of):
 def test_run_memory_stays_flat(npz_of, tmp_path):
     """Peak RSS for 60k rows is no larger than for 3k rows (+ a few MB of noise)."""
     line = "0.1,0.2,0.3\n"
-    code = ("import resource,sys; from edgelstm.cli import main; sys.argv=['edgelstm','run',sys.argv[1],'-i',sys.argv[2],"
+    code = ("import resource,sys; from edgelstm.cli import main; "
+            "sys.argv=['edgelstm','run',sys.argv[1],'-i',sys.argv[2],"
             "'-o',sys.argv[3]]\ntry: main()\nexcept SystemExit: pass\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
     peaks = []

@@ -42,7 +42,8 @@ def check_graph(path, spec):
     want = [RECURRENT_OPS[layer.kind] for layer in spec.layers if layer.recurrent]
     assert [op for op in ops if op in RECURRENT_OPS.values()] == want
     assert not {"Loop", "Scan", "If"} & set(ops)
-    for node, layer in zip((n for n in model.graph.node if n.op_type in want), (l for l in spec.layers if l.recurrent)):
+    recurrent_nodes = [n for n in model.graph.node if n.op_type in want]
+    for node, layer in zip(recurrent_nodes, [lay for lay in spec.layers if lay.recurrent]):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         assert attrs["hidden_size"] == layer.units
         if layer.kind == "gru":

@@ -256,7 +256,8 @@ def test_converter_crash_is_one_line_exit_2(tmp_path):
     """A converter killed by SIGSEGV: the CLI prints one line and exits with status 2."""
     model = zoo.spec("lstm-act_tanh").save_npz(tmp_path / "m.npz")
     env = dict(os.environ, EDGELSTM_TEST_CONVERTER_CRASH="SIGSEGV")
-    proc = subprocess.run([sys.executable, "-c", "from edgelstm.cli import main; main()", "export", str(model), "--format", "tflite",
+    proc = subprocess.run([sys.executable, "-c", "from edgelstm.cli import main; main()",
+                           "export", str(model), "--format", "tflite",
                            "-o", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
