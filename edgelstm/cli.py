@@ -485,8 +485,8 @@ def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, 
 @cli.command()
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("edgelstm-demo"), show_default=True, help="Where models and exports go.")
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
-@click.option("--units", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--units", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table as JSON.")
 def demo(output_dir, epochs, units, json_path):

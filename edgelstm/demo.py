@@ -59,7 +59,7 @@ def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS) ->
     return float(np.median(times) * 1e6)
 
 
-def run_demo(out_dir: str | Path, epochs: int = 30, units: int = 16, echo=print) -> list[dict]:
+def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print) -> list[dict]:
     from edgelstm import datasets, training
     from edgelstm.accuracy import stream_outputs
     from edgelstm.calibration import apply_report, read_report
