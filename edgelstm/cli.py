@@ -446,14 +446,15 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 @click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
               show_default=True, help="CSV: forecast the target's next value, or classify each window.")
 @click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length.")
-@click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn"]), default="lstm", show_default=True)
-@click.option("--units", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn"]), default="lstm", show_default=True,
+              help="Recurrent cell.")
+@click.option("--units", type=click.IntRange(1), default=32, show_default=True, help="Units per recurrent layer.")
 @click.option("--layers", type=click.IntRange(1), default=1, show_default=True, help="Stacked recurrent layers.")
-@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True, help="Training epochs.")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Windows per gradient step.")
 @click.option("--lr", type=float, default=3e-3, show_default=True,
               help="Adam learning rate (gradients clipped at norm 1).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Directory (or .keras path) to write the model, report and calibration data to.")
 def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
@@ -485,8 +486,8 @@ def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, 
 @cli.command()
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("edgelstm-demo"), show_default=True, help="Where models and exports go.")
-@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True)
-@click.option("--units", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=40, show_default=True, help="Training epochs.")
+@click.option("--units", type=click.IntRange(1), default=32, show_default=True, help="LSTM units.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the table as JSON.")
 def demo(output_dir, epochs, units, json_path):
