@@ -72,7 +72,7 @@ class OnnxRuntimeBackend:
 
         With IO binding a step costs the engine call plus small copies: measured ~9 us
         against ~15 us for ``session.run`` on an LSTM(64) step (its Python wrapper validates
-        the feed and builds output arrays on every call); see benchmarks/onnx_step_latency.py.
+        the feed and builds output arrays on every call); see benchmarks/step_latency.py.
         """
         io = self.session.io_binding()
         sizes = [self.input_size] + [size for _, size in self.state_sizes]
