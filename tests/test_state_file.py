@@ -222,14 +222,19 @@ def test_kill_between_checkpoints_keeps_last_checkpoint(tmp_path):
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+    _assert_saved_then_resumes(path, state, rows, done=20)
+
+
+def _assert_saved_then_resumes(path, state, rows, done):
+    """The state file holds exactly the state after ``done`` rows, and a run resumed from
+    it gives the outputs an uninterrupted run gives from there."""
     model = load(path)
     saved = state_file.load(state, model.state_sizes, model.description)
-    assert saved.rows == 20
-    _assert_states_equal(saved.streams, _state_after(path, rows[:20]))
-
-    resumed = invoke("run", path, "--stream-column", "sensor", "--state-file", state, input=csv_text(rows[20:]))
+    assert saved.rows == done
+    _assert_states_equal(saved.streams, _state_after(path, rows[:done]))
+    resumed = invoke("run", path, "--stream-column", "sensor", "--state-file", state, input=csv_text(rows[done:]))
     whole = invoke("run", path, "--stream-column", "sensor", input=csv_text(rows))
-    assert outputs(resumed.stdout) == outputs(whole.stdout)[20:]
+    assert outputs(resumed.stdout) == outputs(whole.stdout)[done:]
 
 
 CRASH_IN_WRITE = """
@@ -267,14 +272,8 @@ def test_crash_while_writing_leaves_last_good_state(tmp_path, crash_at):
                           env={**os.environ, "CRASH_AT": crash_at})
     assert proc.returncode == 137, proc.stderr
     assert state.read_bytes() == good
-    model = load(path)
-    saved = state_file.load(state, model.state_sizes, model.description)
-    assert saved.rows == 10
-    _assert_states_equal(saved.streams, _state_after(path, rows[:10]))
-    # The leftover temp file does not stop the next run.
-    again = invoke("run", path, "--stream-column", "sensor", "--state-file", state, input=csv_text(rows[10:]))
-    whole = invoke("run", path, "--stream-column", "sensor", input=csv_text(rows))
-    assert outputs(again.stdout) == outputs(whole.stdout)[10:]
+    # The leftover temp file (if any) does not stop the next run.
+    _assert_saved_then_resumes(path, state, rows, done=10)
 
 
 def test_bad_row_saves_state_of_last_good_row(tmp_path):
