@@ -44,6 +44,10 @@ def streaming_twin(model):
     twin = keras.Sequential([keras.Input((None, features))] + clones, name=f"{model.name}_streaming")
     for clone, layer in zip(clones, layers):
         clone.set_weights(layer.get_weights())
+        # An adapted Normalization keeps its statistics as weights and derives the mean
+        # and variance it uses from them only here (Keras' loader calls it after loading).
+        if hasattr(clone, "finalize_state"):
+            clone.finalize_state()
     return twin
 
 

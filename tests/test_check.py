@@ -66,7 +66,7 @@ def test_error_growth_finds_a_known_slope():
 
 
 @pytest.mark.parametrize("case_id", [CLASSIFIER, "lstm-normalization", "gru-rescaling-dense3d",
-                                     "rnn-dropout-softmax", "gru_v1-last-nobias-1x-none"])
+                                     "rnn-dropout-softmax", "gru_v1-last-nobias-1x-none", "gru-adapted-denormalize"])
 def test_streaming_twin_matches_keras(case_id):
     _, stream = zoo.inputs(case_id)
     twin = streaming_twin(zoo.keras_model(case_id))
@@ -85,6 +85,19 @@ def test_float_export_agrees_with_keras(tmp_path, keras_file, data_csv):
     assert report["data_rows"] == 300
     assert report["max_abs_err"] <= KERAS_TOL and report["agreement"] == 1.0
     assert len(report["growth"]["segments"]) == 10
+
+
+def test_adapted_normalization_survives_the_saved_file(tmp_path, keras_file):
+    """The training recipe (adapted input scaling, inverse output scaling) through a saved
+    .keras file: the twin must take the adapted statistics, not the layer's defaults."""
+    case_id = "gru-adapted-denormalize"
+    _, stream = zoo.inputs(case_id)
+    np.savez(tmp_path / "d.npz", x=stream[:, :500])
+    result, report = check_json(tmp_path, keras_file(case_id), exports.export(case_id, "npz"),
+                                "--data", tmp_path / "d.npz", "--steps", 500)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert report["reference"] == "keras"
+    assert report["max_abs_err"] <= KERAS_TOL
 
 
 @pytest.mark.parametrize("backend", [b for b in exports.BACKENDS if b in ("litert", "tflm")])

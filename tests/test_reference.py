@@ -52,8 +52,8 @@ def test_zoo_covers_every_supported_axis():
         assert {c.activation for c in mine} == set(zoo.ACTIVATIONS)
         if cell != "rnn":
             assert {c.recurrent_activation for c in mine} == set(zoo.ACTIVATIONS)
-    assert {c.head for c in cases} == {"none", "dense", "softmax", "timedistributed"}
-    assert {c.pre for c in cases} == {"none", "normalization", "rescaling", "dropout"}
+    assert {c.head for c in cases} == {"none", "dense", "softmax", "timedistributed", "denormalize"}
+    assert {c.pre for c in cases} == {"none", "normalization", "adapted", "rescaling", "dropout"}
 
 
 def test_hard_sigmoid_is_keras3_formula():

@@ -39,10 +39,10 @@ class Case:
     units: tuple = (5,)  # one entry per stacked recurrent layer
     return_sequences: bool = False
     use_bias: bool = True
-    head: str = "none"  # none | dense | softmax | timedistributed
+    head: str = "none"  # none | dense | softmax | timedistributed | denormalize
     activation: str = "tanh"
     recurrent_activation: str = "sigmoid"
-    pre: str = "none"  # none | normalization | rescaling | dropout
+    pre: str = "none"  # none | normalization | adapted | rescaling | dropout
     features: int = 3
 
 
@@ -66,6 +66,8 @@ def _cases() -> list[Case]:
     cases.append(Case("lstm-normalization", "lstm", (5,), False, True, "dense", pre="normalization"))
     cases.append(Case("gru-rescaling-dense3d", "gru", (5,), True, True, "dense", pre="rescaling"))
     cases.append(Case("rnn-dropout-softmax", "rnn", (6, 5), False, True, "softmax", pre="dropout"))
+    # What `edgelstm train` builds for forecasting: adapted input scaling, inverse output scaling.
+    cases.append(Case("gru-adapted-denormalize", "gru", (5,), False, True, "denormalize", pre="adapted"))
     return cases
 
 
@@ -85,6 +87,10 @@ def _layers(case: Case):
         layers.append(L.Rescaling(scale=0.5, offset=-0.25))
     elif case.pre == "dropout":
         layers.append(L.Dropout(0.3))
+    elif case.pre == "adapted":
+        norm = L.Normalization()
+        norm.adapt(np.random.default_rng(99).normal([1.0, -2.0, 3.0], [2.0, 0.5, 4.0], (500, 3)).astype(np.float32))
+        layers.append(norm)
     cls_name, extra = CELLS[case.cell]
     cls = getattr(L, cls_name)
     for k, units in enumerate(case.units):
@@ -101,6 +107,9 @@ def _layers(case: Case):
         layers.append(L.Dense(2, activation="relu" if case.return_sequences else "linear"))
     elif case.head == "softmax":
         layers.append(L.Dense(3, activation="softmax"))
+    elif case.head == "denormalize":
+        layers.append(L.Dense(1))
+        layers.append(L.Normalization(invert=True, mean=[5.0], variance=[16.0]))
     elif case.head == "timedistributed":
         layers.append(L.TimeDistributed(L.Dense(2, activation="tanh", use_bias=case.use_bias)))
     return layers
@@ -165,6 +174,9 @@ def streaming_twin(model):
             config["layers"][i] = layer["config"]["layer"]
     twin = keras.Sequential.from_config(config)
     twin.set_weights(model.get_weights())
+    for layer in twin.layers:  # an adapted Normalization derives mean/variance from its weights here
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
     return twin
 
 
