@@ -39,6 +39,13 @@ def compare_artifact(spec: ModelSpec, artifact: str | Path, sequences: np.ndarra
     return summarize(spec, want, got, targets)
 
 
+def predicted_class(y: np.ndarray) -> np.ndarray:
+    """Class indices from classifier outputs (..., classes): argmax, or for a single
+    sigmoid output, whether it exceeds 0.5."""
+    y = np.asarray(y)
+    return (y[..., 0] > 0.5).astype(np.int64) if y.shape[-1] == 1 else y.argmax(-1)
+
+
 def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.ndarray | None = None) -> dict:
     """Error figures of ``got`` against ``want``, both (N, T, outputs) streamed outputs."""
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
@@ -50,10 +57,11 @@ def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.nd
     }
     last_want, last_got = want[:, -1, :], got[:, -1, :]
     if spec.task == "classification":
-        out["agreement"] = float(np.mean(last_want.argmax(-1) == last_got.argmax(-1)))
+        cls_want, cls_got = predicted_class(last_want), predicted_class(last_got)
+        out["agreement"] = float(np.mean(cls_want == cls_got))
         if targets is not None and np.ndim(targets) == 1:
-            out["accuracy_reference"] = float(np.mean(last_want.argmax(-1) == targets))
-            out["accuracy"] = float(np.mean(last_got.argmax(-1) == targets))
+            out["accuracy_reference"] = float(np.mean(cls_want == targets))
+            out["accuracy"] = float(np.mean(cls_got == targets))
     elif targets is not None:
         t = np.asarray(targets, np.float64).reshape(last_want.shape)
         ref = float(np.sqrt(np.mean((last_want - t) ** 2)))

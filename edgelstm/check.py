@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgelstm.accuracy import predicted_class
 from edgelstm.errors import MissingExtraError, UserError
 
 DEFAULT_STEPS = 2000
@@ -132,8 +133,8 @@ def compare(want: np.ndarray, got: np.ndarray, task: str, segments: int = DEFAUL
         "reference_range": [float(want.min()), float(want.max())],
         "growth": error_growth(err, segments),
     }
-    if task == "classification" and want.shape[1] > 1:
-        same = want.argmax(-1) == got.argmax(-1)
+    if task == "classification":
+        same = predicted_class(want) == predicted_class(got)
         out["agreement"] = float(same.mean())
         out["first_disagreement_step"] = int(np.argmin(same)) if not same.all() else None
     return out

@@ -40,6 +40,11 @@ class Group(click.Group):
         except BrokenPipeError:
             sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
             ctx.exit(0)
+        except UnicodeDecodeError as exc:
+            raise UserFacingError(f"input is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except OSError as exc:  # unwritable output, a file where a directory should be, a full disk, ...
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise UserFacingError(f"{where}{exc.strerror or exc}") from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -261,12 +266,14 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
     With --state-file, a stream split over several runs gives exactly the outputs of one
     uninterrupted run; the file records how many rows its state has seen.
     """
-    from edgelstm.csv_stream import stream_csv
+    from edgelstm.csv_stream import RunStats, stream_csv
     from edgelstm.runtime import load, state_file as states
     from edgelstm.runtime.streams import StreamRouter
 
     if checkpoint_every is not None and state_file is None:
         raise click.UsageError("--checkpoint-every needs --state-file")
+    if state_file is not None and not state_file.parent.is_dir():  # find out now, not after the stream
+        raise UserError(f"{state_file}: its directory {state_file.parent} does not exist")
     model = load(artifact, backend=backend, threads=threads)
     router = StreamRouter(model)
     rows_before = 0
@@ -274,33 +281,37 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
         saved = states.load(state_file, model.state_sizes, model.description)
         router.states, rows_before = saved.streams, saved.rows
         click.echo(f"restored {len(saved.streams)} stream(s) from {state_file} ({saved.rows} rows seen)", err=True)
-    src = _open_text(input_path, "r")
-    dst = _open_text(output_path, "w")
-    done = {"rows": 0}
+    stats = RunStats()
 
     def save_state():
-        states.save(state_file, router.states, model.state_sizes, model.description, rows_before + done["rows"])
+        states.save(state_file, router.states, model.state_sizes, model.description, rows_before + stats.rows)
 
-    def after_row(stats):
-        done["rows"] = stats.rows
-        if checkpoint_every and stats.rows % checkpoint_every == 0:
+    def checkpoint(stats):
+        if stats.rows % checkpoint_every == 0:
             save_state()
 
+    src = _open_text(input_path, "r")
     try:
-        stats = stream_csv(model, src, dst, stream_column=stream_column, on_bad_row=on_bad_row,
-                           flush_each_row=input_path == "-", router=router, after_row=after_row,
+        dst = _open_text(output_path, "w")
+        try:
+            try:
+                stream_csv(model, src, dst, stream_column=stream_column, on_bad_row=on_bad_row,
+                           flush_each_row=input_path == "-", router=router, stats=stats,
+                           after_row=checkpoint if checkpoint_every else None,
                            warn=lambda msg: click.echo(f"warning: {msg}", err=True))
+            finally:
+                # Every stream's state is as of its last good row here, even after a refused
+                # row or an engine error: the router only stores a state once its step succeeded.
+                if state_file is not None:
+                    save_state()
+        finally:
+            if dst is sys.stdout:
+                dst.flush()
+            else:
+                dst.close()
     finally:
-        # Every stream's state is as of its last good row here, even after a refused row
-        # or an engine error: the router only stores a state once its step succeeded.
-        if state_file is not None:
-            save_state()
         if src is not sys.stdin:
             src.close()
-        if dst is not sys.stdout:
-            dst.close()
-        else:
-            dst.flush()
     if stats.skipped:
         click.echo(f"{stats.rows} rows streamed, {stats.skipped} skipped", err=True)
 
@@ -500,7 +511,7 @@ def demo(output_dir, epochs, units, json_path):
     rows = run_demo(output_dir, epochs=epochs, units=units, echo=lambda m: click.echo(m, err=True))
     click.echo(format_table(rows))
     if json_path:
-        json_path.write_text(json.dumps(rows, indent=2) + "\n")
+        _write_json(str(json_path), rows)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,7 @@ for any input length and rows can arrive on stdin one at a time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, TextIO
 
 import numpy as np
@@ -32,7 +32,6 @@ class BadRowError(UserError):
 class RunStats:
     rows: int = 0
     skipped: int = 0
-    streams: set = field(default_factory=set)
 
 
 def _is_number(text: str) -> bool:
@@ -56,7 +55,7 @@ def output_header(model: StatefulModel, stream_column: str | None) -> list[str]:
 def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column: str | None = None,
                on_bad_row: str = "error", flush_each_row: bool = False,
                warn: Callable[[str], None] | None = None, router: StreamRouter | None = None,
-               after_row: Callable[[RunStats], None] | None = None) -> RunStats:
+               after_row: Callable[[RunStats], None] | None = None, stats: RunStats | None = None) -> RunStats:
     """Stream ``source`` CSV rows through ``model`` and write outputs to ``sink``.
 
     A header row is optional unless ``stream_column`` is given (it names a column).
@@ -64,7 +63,7 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
     calls ``warn`` and leaves every stream's state unchanged.
     """
     router = router or StreamRouter(model)
-    stats = RunStats()
+    stats = stats if stats is not None else RunStats()  # the caller's, so it survives an exception
     names = output_header(model, stream_column)
     classes = names[-1] == "class"
     stream_idx: int | None = None
@@ -76,12 +75,14 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
         cells = [c.strip() for c in text.split(",")]
         if not header_done:
             header_done = True
-            is_header = not all(_is_number(c) for c in cells if c) or (
-                stream_column is not None and stream_column in cells)
+            # A header names columns: no cell is a number. A row mixing numbers and text
+            # is data, and is refused below with its line number, never dropped.
+            is_header = (stream_column is not None and stream_column in cells) or not any(
+                _is_number(c) for c in cells if c)
             if stream_column is not None:
                 if not is_header or stream_column not in cells:
                     raise UserError(
-                        f"input line 1: --stream-column {stream_column!r} needs a header row naming it"
+                        f"input line {line_no}: --stream-column {stream_column!r} needs a header row naming it"
                         + (f" (header: {','.join(cells)})" if is_header else ""))
                 stream_idx = cells.index(stream_column)
             sink.write(",".join(names) + "\n")
@@ -101,7 +102,6 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
             if _bad(on_bad_row, line_no, str(exc), warn, stats):
                 continue
         stats.rows += 1
-        stats.streams.add(stream)
         out = ([stream] if stream_idx is not None else []) + [f"{v:.9g}" for v in y]
         if classes:
             out.append(str(int(np.argmax(y))))

@@ -118,10 +118,12 @@ def evaluate(data: datasets.Dataset, pred: np.ndarray) -> dict:
         return {"accuracy": float(np.mean(pred.argmax(-1) == data.y_test)),
                 "majority_baseline": float(np.bincount(data.y_test).max() / len(data.y_test))}
     rmse = float(np.sqrt(np.mean((pred - data.y_test) ** 2)))
-    # Naive forecasts of the target (the first feature): the last value, and the mean.
-    naive = float(np.sqrt(np.mean((data.x_test[:, -1, :1] - data.y_test) ** 2)))
-    mean = float(np.sqrt(np.mean((data.y_train.mean(0) - data.y_test) ** 2)))
-    return {"rmse": rmse, "naive_last_value_rmse": naive, "train_mean_rmse": mean}
+    # Naive forecasts: the training mean, and (when the target is among the inputs) its last value.
+    out = {"rmse": rmse, "train_mean_rmse": float(np.sqrt(np.mean((data.y_train.mean(0) - data.y_test) ** 2)))}
+    if data.target_index is not None:
+        last = data.x_test[:, -1, data.target_index:data.target_index + 1]
+        out["naive_last_value_rmse"] = float(np.sqrt(np.mean((last - data.y_test) ** 2)))
+    return out
 
 
 def dataset_from_csv(path: str | Path, target: str, window: int, task: str,
@@ -137,12 +139,12 @@ def dataset_from_csv(path: str | Path, target: str, window: int, task: str,
         if not reader.fieldnames or target not in reader.fieldnames:
             raise UserError(f"{path}: no column {target!r} (columns: {', '.join(reader.fieldnames or [])})")
         rows = list(reader)
-    if features is None:
+    if features is None:  # in the CSV's order: `edgelstm run` feeds rows as they are
         features = [c for c in reader.fieldnames if c != target or task == "regression"]
     try:
         x = np.array([[float(r[c]) for c in features] for r in rows], np.float32)
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{path}: non-numeric feature value ({exc})") from None
+    except (KeyError, TypeError, ValueError) as exc:  # TypeError: a short row leaves None cells
+        raise UserError(f"{path}: a missing or non-numeric feature value ({exc})") from None
     labels = [r[target] for r in rows]
     if len(rows) <= window + 4:
         raise UserError(f"{path}: {len(rows)} rows is too few for windows of {window}")
@@ -162,7 +164,8 @@ def dataset_from_csv(path: str | Path, target: str, window: int, task: str,
         class_names = None
     n_test = max(1, int(len(xs) * test_fraction))
     return datasets.Dataset(
-        name=path.stem, task=task, x_train=xs[:-n_test], y_train=ys[:-n_test],
+        name=path.stem, task=task, target_index=features.index(target) if target in features else None,
+        x_train=xs[:-n_test], y_train=ys[:-n_test],
         x_test=xs[-n_test:], y_test=ys[-n_test:], class_names=class_names,
         feature_names=list(features), description=f"{path.name}: target {target}, window {window}",
     )

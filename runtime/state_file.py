@@ -49,6 +49,9 @@ def save(path: str | Path, streams: dict[str, dict[str, np.ndarray]], state_size
         stacked = np.zeros((len(ids), size), np.float32)
         for k, sid in enumerate(ids):
             stacked[k] = np.asarray(streams[sid][name], np.float32).reshape(size)
+            if not np.isfinite(stacked[k]).all():  # a diverged model: such a file could never be resumed
+                raise UserError(f"{path}: state {name!r} of stream {sid!r} holds NaN or inf (the model "
+                                "diverged on this input); the last good state file is kept")
         arrays[f"state/{name}"] = stacked
     header = {"format": FORMAT, "model": model_identity(description), "rows": int(rows),
               "states": [[name, int(size)] for name, size in state_sizes]}

@@ -363,3 +363,61 @@ def test_demo_accuracy_is_real(demo_rows):
     acc = float(np.mean(np.asarray(model.predict(data.x_test, verbose=0)).argmax(-1) == data.y_test))
     assert rows[0]["accuracy"] == acc
     assert acc >= 0.6  # 4 balanced classes: chance is 0.25
+
+
+# -- user errors found in review ----------------------------------------------------------
+
+def test_input_that_is_not_utf8(npz_of, tmp_path):
+    (tmp_path / "in.csv").write_bytes(b"0.1,0.2,\xff\xfe\n")
+    assert_one_line_error(invoke("run", npz_of(SEQUENCER), "-i", tmp_path / "in.csv"), "not UTF-8")
+
+
+def test_export_into_a_file_instead_of_a_directory(npz_of, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    assert_one_line_error(invoke("export", npz_of(SEQUENCER), "-o", tmp_path / "afile" / "sub"), "afile")
+
+
+def test_first_row_mixing_numbers_and_text_is_refused_not_dropped(npz_of):
+    result = invoke("run", npz_of(SEQUENCER), input="1,x,3\n4,5,6\n")
+    assert_one_line_error(result, "input line 1", "'x' is not a number")
+
+
+def test_train_csv_with_a_short_row(tmp_path):
+    rows = [[f"{i * 0.1:.2f}", f"{i:.1f}"] for i in range(60)]
+    rows[30] = ["0.5"]
+    write_csv(tmp_path / "d.csv", rows, header=["a", "y"])
+    result = invoke("train", "--csv", tmp_path / "d.csv", "--target", "y", "--window", "4", "--epochs", "1",
+                    "-o", tmp_path)
+    assert_one_line_error(result, "d.csv")
+
+
+def test_train_csv_naive_baseline_reads_the_target_column(tmp_path):
+    """With the target in the last column, the last-value baseline must use that column."""
+    rng = np.random.default_rng(0)
+    target = np.cumsum(rng.normal(size=80)).round(3)
+    rows = [[f"{rng.normal():.3f}", f"{v}"] for v in target]
+    write_csv(tmp_path / "d.csv", rows, header=["noise", "level"])
+    result = invoke("train", "--csv", tmp_path / "d.csv", "--target", "level", "--window", "5", "--epochs", "1",
+                    "--units", "4", "-o", tmp_path / "m.keras")
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads((tmp_path / "m.report.json").read_text())["metrics"]
+    with np.load(tmp_path / "m.calibration.npz", allow_pickle=False) as cal:
+        x_test, y_test = cal["x_test"], cal["y_test"]
+    want = float(np.sqrt(np.mean((x_test[:, -1, 1:2] - y_test) ** 2)))
+    assert metrics["naive_last_value_rmse"] == pytest.approx(want, rel=1e-6)
+
+
+def test_binary_sigmoid_classifier_agreement_and_accuracy():
+    from edgelstm.accuracy import predicted_class, summarize
+
+    spec = zoo.spec(CLASSIFIER)
+    spec_binary = type(spec)(input_size=spec.input_size, layers=spec.layers[:-1] + [
+        type(spec.layers[-1])(kind="dense", units=1, weights={"kernel": spec.layers[-1].weights["kernel"][:, :1],
+                                                              "bias": spec.layers[-1].weights["bias"][:1]},
+                              activation="sigmoid")], task="classification")
+    want = np.array([[[0.2], [0.9]], [[0.8], [0.3]]], np.float32)  # 2 sequences x 2 steps
+    got = np.array([[[0.1], [0.7]], [[0.6], [0.6]]], np.float32)   # second flips at the last step
+    report = summarize(spec_binary, want, got, targets=np.array([1, 0]))
+    assert list(predicted_class(want[:, -1])) == [1, 0]
+    assert report["agreement"] == 0.5
+    assert report["accuracy_reference"] == 1.0 and report["accuracy"] == 0.5

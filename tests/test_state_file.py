@@ -107,6 +107,18 @@ def test_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
     assert state_file.load(path, model.state_sizes, model.description).rows == 7
 
 
+def test_save_refuses_a_diverged_state_and_keeps_the_last_good_file(tmp_path):
+    model = _model()
+    path = tmp_path / "s.npz"
+    state_file.save(path, _states(model, ["a", "b"]), model.state_sizes, model.description, rows=5)
+    before = path.read_bytes()
+    diverged = _states(model, ["a", "b"], seed=3)
+    diverged["b"][model.state_sizes[0][0]][0, 1] = np.inf
+    with pytest.raises(UserError, match="stream 'b' holds NaN or inf|of stream 'b'"):
+        state_file.save(path, diverged, model.state_sizes, model.description, rows=6)
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("damage, needle", [
     ("truncate", "not a valid edgelstm state file"),
     ("garbage", "not a valid edgelstm state file"),
@@ -123,9 +135,13 @@ def test_load_refuses_what_is_not_this_models_state(tmp_path, damage, needle):
     elif damage == "other_shapes":
         other = load(exports.artifact(GRU_CASE, "numpy"))
         state_file.save(path, _states(other, ["a"]), other.state_sizes, {})
-    elif damage == "nan":
-        streams["b"][model.state_sizes[0][0]][0, 0] = np.nan
+    elif damage == "nan":  # written by something else: save() itself refuses NaN (below)
         state_file.save(path, streams, model.state_sizes, model.description)
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: np.array(data[k]) for k in data.files}
+        arrays[f"state/{model.state_sizes[0][0]}"][1, 0] = np.nan
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
     else:
         state_file.save(path, streams, model.state_sizes, model.description)
         data = path.read_bytes()

@@ -29,6 +29,8 @@ class Dataset:
     class_names: list[str] | None = None
     feature_names: list[str] = field(default_factory=list)
     description: str = ""
+    #: Regression: which input feature is the target's own history (for naive baselines).
+    target_index: int | None = 0
 
     @property
     def features(self) -> int:
