@@ -1,7 +1,9 @@
 """edgelstm.converters: ModelSpec -> deployable artifacts, one module per target.
 
-Every exporter module has ``export(spec, out_dir, options) -> list[Path]`` and a
-``QUANTIZATIONS`` tuple; ``EXPORTERS`` finds them by format name.
+Every exporter module has ``export(spec, out_dir, options) -> list[Path]`` (the artifact
+first, then its ``.json``) and ``QUANTIZATIONS`` / ``MODES`` tuples; ``EXPORTERS`` finds
+them by format name. ``export`` here then checks every step-mode artifact it wrote
+against the float numpy reference, through the runtime, and records the result.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgelstm.errors import UserError
+
+#: Held-out sequences (and steps of each) streamed through a new artifact to check it.
+VERIFY_SEQUENCES, VERIFY_STEPS = 16, 400
 
 #: format -> (module, default file suffix)
 EXPORTERS = {
@@ -59,4 +64,51 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
         raise UserError(f"--mode {options.mode} is not available for {fmt}; choose from {', '.join(module.MODES)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return module.export(spec, out_dir, options)
+    paths = module.export(spec, out_dir, options)
+    if options.mode == "step":
+        verify(spec, paths[0], options)
+    return paths
+
+
+def verify(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
+    """Stream held-out sequences through the written artifact (via the runtime, from a
+    fresh state) and through the float reference; print one line saying what the export
+    lost and store the figures as ``verification`` in its ``.json``.
+
+    Data: ``options.heldout`` (+ targets), else ``options.calibration``, else synthetic
+    inputs (said in the line). A failed measurement is a warning: the file is written.
+    """
+    import sys
+
+    import numpy as np
+
+    from edgelstm.accuracy import compare_artifact, format_loss
+    from edgelstm.artifact import read_sidecar, write_sidecar
+    from edgelstm.calibration import synthetic_sequences
+
+    echo = echo or (lambda message: print(message, file=sys.stderr))
+    data, targets = options.heldout, options.heldout_targets
+    synthetic = bool(options.calibration_synthetic)
+    if data is None:
+        data, targets = options.calibration, None
+    if data is None:
+        steps = min(spec.seq_len or 100, VERIFY_STEPS)
+        data, synthetic = synthetic_sequences(spec, n=VERIFY_SEQUENCES, steps=steps), True
+    data = np.asarray(data, np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if targets is not None:
+        targets = np.asarray(targets)[:VERIFY_SEQUENCES]
+        if spec.task != "classification" and data.shape[1] > VERIFY_STEPS:
+            targets = None  # a regression target belongs to the full sequence's last step
+    try:
+        report = compare_artifact(spec, path, data[:VERIFY_SEQUENCES, :VERIFY_STEPS], targets=targets)
+    except UserError as exc:
+        echo(f"warning: {path.name} was written but could not be checked ({exc})")
+        return None
+    report["synthetic_data"] = synthetic
+    echo(f"{path.name}: {format_loss(report)}" + (" (synthetic inputs)" if synthetic else ""))
+    desc = read_sidecar(path) or {}
+    desc["verification"] = report
+    write_sidecar(path, desc)
+    return report

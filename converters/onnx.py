@@ -45,8 +45,6 @@ MIN_OPSET = 13
 #: what the installed onnx package knows (its checker validates the model).
 MAX_OPSET = min(28, onnx.defs.onnx_opset_version())
 
-#: Held-out sequences (and steps of each) measured after a quantized export (as for TFLite).
-REPORT_SEQUENCES, REPORT_STEPS = 16, 400
 #: Key of the edgelstm description in the model's ``metadata_props``.
 METADATA_KEY = "edgelstm"
 CONTRIB_NOTE = ("uses ONNX Runtime contrib ops (com.microsoft domain, e.g. DynamicQuantizeLSTM); "
@@ -300,8 +298,6 @@ def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
     set_description(model, desc)
     check(model)
     _save(model, path)
-    sequences, targets, synthetic = _held_out(spec, options)
-    desc["quantization_report"] = quantization_report(spec, path, sequences, targets, synthetic, mode)
     return [path, write_sidecar(path, desc)]
 
 
@@ -339,71 +335,3 @@ def _quantize_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     standard = [o for o in quantized.opset_import if o.domain in ("", "ai.onnx")]
     quantized.ir_version = helper.find_min_ir_version_for(standard)
     return quantized
-
-
-def _echo(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-def _held_out(spec: ModelSpec, options) -> tuple[np.ndarray, np.ndarray | None, bool]:
-    """(sequences, targets, synthetic?) to measure what quantization lost.
-
-    ``options.heldout`` (+ ``heldout_targets``) when the caller set them (the CLI does);
-    else ``options.calibration``, all of it: dynamic quantization calibrates nothing, so
-    every sequence is held out; else synthetic inputs, with a warning.
-    """
-    data, targets = getattr(options, "heldout", None), getattr(options, "heldout_targets", None)
-    synthetic = bool(options.calibration_synthetic)
-    if data is None:
-        data, targets = options.calibration, None
-    if data is None:
-        synthetic = True
-        extra = options.extra if isinstance(options.extra, dict) else {}
-        if "calibration_source" not in extra:  # the CLI has warned already
-            _echo("warning: no held-out data; measuring the quantization loss on synthetic "
-                  "uniform(-1, 1) inputs, which may not resemble real data (pass --calibration-data)")
-        rng = np.random.default_rng(0)
-        data = rng.uniform(-1, 1, (REPORT_SEQUENCES, min(spec.seq_len or 100, REPORT_STEPS), spec.input_size))
-    data = np.asarray(data, np.float32)
-    if data.ndim == 2:
-        data = data[None]
-    if data.ndim != 3 or data.shape[2] != spec.input_size:
-        raise UserError(f"held-out data has shape {data.shape}, expected (sequences, steps, {spec.input_size})")
-    if not np.isfinite(data).all():
-        raise UserError("held-out data holds NaN or inf")
-    return data, targets, synthetic
-
-
-def quantization_report(spec: ModelSpec, path: Path, sequences: np.ndarray, targets=None,
-                        synthetic: bool = False, mode: str = "step") -> dict | None:
-    """What the artifact at ``path`` loses against the float reference on ``sequences``.
-
-    Printed on stderr (one line) and stored in the sidecar JSON, not in the embedded
-    description: it is measured on the written file.
-    """
-    from edgelstm.accuracy import compare_artifact, format_loss, summarize
-    from edgelstm.runtime import reference
-
-    if targets is not None:
-        targets = np.asarray(targets)[:REPORT_SEQUENCES]
-        if spec.task != "classification" and sequences.shape[1] > REPORT_STEPS:
-            targets = None  # regression targets belong to the full sequence's last step
-    sequences = sequences[:REPORT_SEQUENCES, :REPORT_STEPS]
-    try:
-        if mode == "step":
-            report = compare_artifact(spec, path, sequences, targets=targets, backend="onnxruntime")
-        else:  # a sequence graph cannot be stepped: compare its whole-window output
-            import onnxruntime as ort
-
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            got = session.run([OUTPUT_NAME], {INPUT_NAME: sequences})[0]
-            want, _ = reference.run_sequence(spec, sequences)
-            if not spec.returns_sequences:
-                got, want = got[:, None, :], want[:, -1:, :]
-            report = summarize(spec, want, got, targets)
-    except Exception as exc:  # the file is written; a failed measurement must not hide it
-        _echo(f"warning: could not measure the quantization loss ({' '.join(str(exc).split())[:200]})")
-        return None
-    report["synthetic_data"] = synthetic
-    _echo(f"{path.name}: {format_loss(report)}" + (" (synthetic inputs)" if synthetic else ""))
-    return report

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.artifact import describe, write_sidecar
+from edgelstm.calibration import synthetic_sequences
 from edgelstm.errors import UserError
 from edgelstm.runtime import reference
 from edgelstm.runtime.tflite_info import METADATA_NAME, TFLiteFile, forbidden_ops
@@ -49,28 +50,15 @@ CRASH_ENV = "EDGELSTM_TEST_CONVERTER_CRASH"
 #: Representative samples fed to the calibrator: enough to cover the state ranges of a
 #: few sequences, few enough that calibration stays a few seconds.
 CALIBRATION_SAMPLES = 400
-#: Held-out sequences (and steps of each) streamed after export to report the loss.
-REPORT_SEQUENCES, REPORT_STEPS = 16, 400
 
 
 # -- calibration -----------------------------------------------------------------------
-def synthetic_sequences(spec: ModelSpec, n: int = 24, steps: int = 100, seed: int = 0) -> np.ndarray:
-    """Standard-normal inputs, mapped back through the model's input scaling if it has one."""
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((n, steps, spec.input_size)).astype(np.float32)
-    first = spec.layers[0]
-    if first.kind == "affine":
-        scale = np.where(first.weights["scale"] == 0, 1.0, first.weights["scale"])
-        z = (z - first.weights["offset"]) / scale
-    return z.astype(np.float32)
-
-
 def split_calibration(options, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
     """(calibration sequences, held-out sequences, synthetic?) from the export options."""
     data = options.calibration
     synthetic = bool(options.calibration_synthetic) or data is None
     if data is None:
-        data = synthetic_sequences(spec)
+        data = synthetic_sequences(spec, n=24, steps=100)
     data = np.asarray(data, np.float32)
     if data.ndim == 2:
         data = data[None]
@@ -321,19 +309,18 @@ def _echo(message: str) -> None:
 
 
 def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
-    """Write ``<basename>.tflite`` and its ``.json``; quantized step models are measured.
+    """Write ``<basename>.tflite`` and its ``.json``.
 
-    Held-out data for the measurement: ``options.heldout`` / ``options.heldout_targets``
-    when the caller set them (the CLI does), else a fifth of ``options.calibration``.
+    int8 / int16x8 calibrate on ``options.calibration`` less a fifth, which becomes
+    ``options.heldout`` (unless the caller set held-out data) for the check that
+    ``converters.export`` runs on the written file.
     """
     quantize, mode = options.quantize, options.mode
-    extra = options.extra if isinstance(options.extra, dict) else {}
+    extra = options.extra
     seq_len = resolve_seq_len(spec, options)
     calib, held_out, synthetic = split_calibration(options, spec)
-    targets = None
-    if getattr(options, "heldout", None) is not None:
-        held_out = np.asarray(options.heldout, np.float32)
-        targets = getattr(options, "heldout_targets", None)
+    if options.heldout is None:  # keep what calibration did not see for the check after export
+        options.heldout = held_out
     samples = None
     calibration = None
     if quantize in ("int8", "int16x8"):
@@ -350,31 +337,4 @@ def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-    desc = TFLiteFile(data).description() or {}
-    if quantize != "float32" and mode == "step":
-        desc["quantization_report"] = quantization_report(spec, path, held_out, targets, synthetic)
-    return [path, write_sidecar(path, desc)]
-
-
-def quantization_report(spec: ModelSpec, path: Path, held_out: np.ndarray, targets,
-                        synthetic: bool) -> dict | None:
-    """Stream held-out sequences through the quantized file and the float reference.
-
-    The report goes to stderr (one line) and into the sidecar JSON, not into the
-    embedded description: it is measured on the file, after the file is written.
-    """
-    from edgelstm.accuracy import compare_artifact, format_loss
-
-    sequences = held_out[:REPORT_SEQUENCES, :REPORT_STEPS]
-    if targets is not None:
-        targets = np.asarray(targets)[:REPORT_SEQUENCES]
-        if spec.task != "classification" and held_out.shape[1] > REPORT_STEPS:
-            targets = None  # regression targets belong to the full sequence's last step
-    try:
-        report = compare_artifact(spec, path, sequences, targets=targets, backend="litert")
-    except UserError as exc:
-        _echo(f"warning: could not measure the quantization loss ({exc})")
-        return None
-    report["synthetic_data"] = synthetic
-    _echo(f"{path.name}: {format_loss(report)}" + (" (synthetic inputs)" if synthetic else ""))
-    return report
+    return [path, write_sidecar(path, TFLiteFile(data).description() or {})]

@@ -130,6 +130,19 @@ def _csv_windows(path: Path, input_size: int, window: int) -> np.ndarray:
     return data[: n * window].reshape(n, -1, input_size) if len(data) >= window else data[None]
 
 
+def synthetic_sequences(spec: ModelSpec, n: int = 32, steps: int | None = None, seed: int = 0) -> np.ndarray:
+    """Standard-normal inputs after the model's input scaling (mapped back through it when
+    the model has one), so they look like typical raw input: the stand-in when no real
+    data exists."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, steps or spec.seq_len or DEFAULT_WINDOW, spec.input_size)).astype(np.float32)
+    first = spec.layers[0]
+    if first.kind == "affine":
+        scale = np.where(first.weights["scale"] == 0, 1.0, first.weights["scale"])
+        x = (x - first.weights["offset"]) / scale
+    return x.astype(np.float32)
+
+
 def resolve(spec: ModelSpec, model_path: str | Path | None = None,
             calibration_file: str | Path | None = None, seq_len: int | None = None) -> CalibrationData:
     """The best calibration / held-out data available for ``spec`` (see module doc)."""
@@ -145,10 +158,5 @@ def resolve(spec: ModelSpec, model_path: str | Path | None = None,
         if data.features == spec.input_size:
             return CalibrationData(data.x_train, data.y_train, f"bundled dataset {name}",
                                    x_heldout=data.x_test, y_heldout=data.y_test)
-    rng = np.random.default_rng(0)
-    t = seq_len or spec.seq_len or DEFAULT_WINDOW
-    x = rng.standard_normal((32, t, spec.input_size)).astype(np.float32)
-    if spec.layers[0].kind == "affine":  # undo the model's input scaling so x is typical raw input
-        w = spec.layers[0].weights
-        x = (x - w["offset"]) / np.where(w["scale"] == 0, 1, w["scale"])
-    return CalibrationData(x.astype(np.float32), None, "synthetic (standard normal after input scaling)", True)
+    return CalibrationData(synthetic_sequences(spec, steps=seq_len), None,
+                           "synthetic (standard normal after input scaling)", True)

@@ -54,7 +54,7 @@ def npz_of(keras_file, tmp_path_factory):
         if not path.exists():
             result = invoke("export", keras_file(case_id), "--format", "npz", "-o", out)
             assert result.exit_code == 0, result.output + result.stderr
-            assert result.output.split() == [str(path), str(path) + ".json"]
+            assert result.stdout.split() == [str(path), str(path) + ".json"]
         return path
 
     return export
@@ -80,7 +80,7 @@ def test_info_counts_match_keras(case_id, keras_file, npz_of):
     for path in (keras_file(case_id), npz_of(case_id)):
         result = invoke("info", path, "--json")
         assert result.exit_code == 0, result.stderr
-        data = json.loads(result.output)
+        data = json.loads(result.stdout)
         # Normalization's mean, variance and count fold into a scale and an offset vector.
         expected = sum(
             2 * layer.mean.shape[-1] if type(layer).__name__ == "Normalization" else layer.count_params()

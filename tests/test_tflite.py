@@ -161,7 +161,7 @@ def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
     assert "m.int8.tflite: max |export - float|" in err and "class agreement" in err
     assert "warning" not in err  # real calibration data was given
     side = json.loads(paths["int8"][1].read_text())
-    assert side["quantize"] == "int8" and side["quantization_report"]["sequences"] == 4
+    assert side["quantize"] == "int8" and side["verification"]["sequences"] == 4
     assert side["calibration"]["synthetic"] is False
     # The embedded description carries the I/O quantization the engine uses.
     embedded = TFLiteFile.read(paths["int8"][0]).description()
