@@ -35,7 +35,10 @@ def streaming_twin(model):
 
     keras = import_keras()
     features = int(_single_shape(model.input_shape, "input")[-1])
-    layers = [layer for layer in _linear_layers(model) if type(layer).__name__ != "InputLayer"]
+    # TimeDistributed(Dense) runs as the Dense itself (Dense on a 3-D input is per
+    # timestep, same weights): Keras maps TimeDistributed over time ~50x slower.
+    layers = [layer.layer if type(layer).__name__ == "TimeDistributed" else layer
+              for layer in _linear_layers(model) if type(layer).__name__ != "InputLayer"]
     clones = []
     for layer in layers:
         config = layer.get_config()
@@ -144,14 +147,14 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
               steps: int = DEFAULT_STEPS, segments: int = DEFAULT_SEGMENTS, backend: str = "auto",
               warn=None) -> tuple[dict, np.ndarray]:
     """Stream the data through both; returns (report, absolute errors (T, outputs))."""
-    from edgelstm.cli import KERAS_SUFFIXES, load_spec
+    from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
     from edgelstm.runtime import load, reference
 
     model_path, artifact = Path(model_path), Path(artifact)
     suffix = model_path.suffix.lower()
     if suffix not in KERAS_SUFFIXES + (".npz",):
         raise UserError(f"{model_path}: the reference must be a Keras model (.keras/.h5) or an edgelstm .npz")
-    spec = load_spec(model_path)
+    spec = load_model_spec(model_path)
     sequences, source, synthetic = load_data(spec, model_path, data, dataset)
     if synthetic and warn is not None:
         warn("no real data (give --data or --dataset); streaming synthetic inputs")

@@ -15,9 +15,9 @@ import click
 
 from edgelstm import __version__
 from edgelstm.errors import UserError, require_file
+from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
 
 ARTIFACT_SUFFIXES = (".npz", ".tflite", ".onnx")
-KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 #: artifact suffix -> module with ``inspect(path) -> dict`` (engine-level details)
 INSPECTORS = {".tflite": "edgelstm.runtime.tflite_info", ".onnx": "edgelstm.runtime.onnx_info"}
 
@@ -67,26 +67,6 @@ def main():
 
 # -- helpers ---------------------------------------------------------------------------
 
-def load_spec(path: str | Path):
-    """A ModelSpec from a Keras model (.keras/.h5) or a .npz spec archive."""
-    from edgelstm.spec import ModelSpec
-
-    path = require_file(path)
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        return ModelSpec.load_npz(path)
-    if suffix in KERAS_SUFFIXES:
-        from edgelstm.calibration import apply_report, read_report
-        from edgelstm.keras_import import spec_from_path
-
-        return apply_report(spec_from_path(path), read_report(path))
-    raise UserError(f"{path}: not a model (expected .keras, .h5 or an edgelstm .npz)")
-
-
-def _echo_json(data) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
-
-
 def _layers_table(layers: list[dict]) -> list[str]:
     rows = [("#", "layer", "kind", "units", "activation", "recurrent", "sequences")]
     for i, cfg in enumerate(layers):
@@ -112,36 +92,27 @@ def info(path: Path, as_json: bool):
     suffix = path.suffix.lower()
     data: dict = {"file": str(path), "file_bytes": path.stat().st_size}
     if suffix in KERAS_SUFFIXES or suffix == ".npz":
-        spec = load_spec(path)
+        spec = load_model_spec(path)
         data.update({"name": spec.name, "task": spec.task, "input_size": spec.input_size,
                      "output_size": spec.output_size, "class_names": spec.class_names,
                      "returns_sequences": spec.returns_sequences, "source_hash": spec.source_hash,
                      "states": [s.__dict__ for s in spec.state_specs()],
                      "layers": [layer.config() for layer in spec.layers], **spec.stats()})
-    elif suffix in INSPECTORS:
+    elif suffix in INSPECTORS:  # readers of their own (struct / protobuf): no engine needed
         import importlib
 
-        from edgelstm.runtime import open_backend
+        from edgelstm.runtime import engine_error
 
         try:
-            module = importlib.import_module(INSPECTORS[suffix])
-        except ImportError:
-            module = None
-        if module is not None:
-            try:
-                data.update(module.inspect(path))
-            except UserError:
-                raise
-            except Exception as exc:  # a malformed file can trip the parser anywhere
-                from edgelstm.runtime import engine_error
-
-                raise UserError(f"{path}: cannot read this file ({engine_error(exc)})") from None
-        else:
-            data["description"] = open_backend(path).description
+            data.update(importlib.import_module(INSPECTORS[suffix]).inspect(path))
+        except UserError:
+            raise
+        except Exception as exc:  # a malformed file can trip the parser anywhere
+            raise UserError(f"{path}: cannot read this file ({engine_error(exc)})") from None
     else:
         raise UserError(f"{path}: unknown file type {suffix!r} (expected .keras, .h5, .npz, .tflite or .onnx)")
     if as_json:
-        _echo_json(data)
+        _write_json("-", data)
         return
     _print_info(data)
 
@@ -214,7 +185,7 @@ def export(model, fmt, quantize, mode, seq_len, calibration_data, opset, output_
     from edgelstm.calibration import resolve
     from edgelstm.converters import ExportOptions, export as run_export
 
-    spec = load_spec(model)
+    spec = load_model_spec(model)
     options = ExportOptions(quantize=quantize, mode=mode, seq_len=seq_len, opset=opset,
                             basename=name or default_basename(model, fmt, quantize, mode))
     if quantize != "float32" or calibration_data is not None:

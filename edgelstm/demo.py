@@ -45,18 +45,13 @@ def available_targets() -> list[tuple[str, str]]:
 
 def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS) -> float:
     """Median microseconds per step of one stream through the runtime."""
+    from edgelstm.latency import summarize, time_steps
     from edgelstm.runtime import load
 
     model = load(path)
     rows = np.resize(sequence, (steps, sequence.shape[-1])).astype(np.float32)
-    for row in rows[:20]:
-        model.step(row)
-    times = np.empty(steps)
-    for i, row in enumerate(rows):
-        t0 = time.perf_counter()
-        model.step(row)
-        times[i] = time.perf_counter() - t0
-    return float(np.median(times) * 1e6)
+    time_steps(model, rows[:20])  # warm-up
+    return summarize(time_steps(model, rows))["p50_us"]
 
 
 def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print) -> list[dict]:

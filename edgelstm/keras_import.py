@@ -21,6 +21,7 @@ from edgelstm.spec import (
     file_sha256,
 )
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 SUPPORTED = (
     "LSTM, GRU, SimpleRNN, Dense, TimeDistributed(Dense), Dropout-family layers, "
     "Normalization, Rescaling, Activation (after a linear Dense)"
@@ -46,7 +47,7 @@ def load_keras_model(path: str | Path):
     """Load a .keras or .h5 model with safe_mode (no arbitrary code from the file)."""
     path = require_file(path)
     suffix = path.suffix.lower()
-    if suffix not in (".keras", ".h5", ".hdf5"):
+    if suffix not in KERAS_SUFFIXES:
         raise UserError(f"{path}: not a Keras model file (expected .keras or .h5)")
     if suffix == ".keras" and not zipfile.is_zipfile(path):
         raise UserError(f"{path}: not a valid .keras file (it is not a zip archive; truncated or corrupted?)")
@@ -67,6 +68,20 @@ def spec_from_path(path: str | Path) -> ModelSpec:
     spec = spec_from_keras(model)
     spec.source_hash = "sha256:" + file_sha256(path)
     return spec
+
+
+def load_model_spec(path: str | Path) -> ModelSpec:
+    """A ModelSpec from a Keras model (.keras/.h5, with what ``edgelstm train`` recorded
+    beside it) or an edgelstm ``.npz`` spec archive (no TensorFlow needed)."""
+    path = require_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return ModelSpec.load_npz(path)
+    if suffix in KERAS_SUFFIXES:
+        from edgelstm.calibration import apply_report, read_report
+
+        return apply_report(spec_from_path(path), read_report(path))
+    raise UserError(f"{path}: not a model (expected .keras, .h5 or an edgelstm .npz)")
 
 
 def spec_from_keras(model) -> ModelSpec:

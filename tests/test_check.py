@@ -66,7 +66,8 @@ def test_error_growth_finds_a_known_slope():
 
 
 @pytest.mark.parametrize("case_id", [CLASSIFIER, "lstm-normalization", "gru-rescaling-dense3d",
-                                     "rnn-dropout-softmax", "gru_v1-last-nobias-1x-none", "gru-adapted-denormalize"])
+                                     "rnn-dropout-softmax", "gru_v1-last-nobias-1x-none", "gru-adapted-denormalize",
+                                     "lstm-seq-bias-2x-timedistributed"])
 def test_streaming_twin_matches_keras(case_id):
     _, stream = zoo.inputs(case_id)
     twin = streaming_twin(zoo.keras_model(case_id))
