@@ -65,6 +65,9 @@ def test_error_growth_finds_a_known_slope():
     assert flat["slope_per_1000_steps"] == pytest.approx(0.0, abs=1e-12) and flat["last_over_first"] == 1.0
 
 
+TWIN_TOL = 1e-6
+
+
 @pytest.mark.parametrize("case_id", [CLASSIFIER, "lstm-normalization", "gru-rescaling-dense3d",
                                      "rnn-dropout-softmax", "gru_v1-last-nobias-1x-none", "gru-adapted-denormalize",
                                      "lstm-seq-bias-2x-timedistributed"])
@@ -72,7 +75,8 @@ def test_streaming_twin_matches_keras(case_id):
     _, stream = zoo.inputs(case_id)
     twin = streaming_twin(zoo.keras_model(case_id))
     got = np.asarray(twin.predict(stream[:, :300], verbose=0))[0]
-    np.testing.assert_allclose(got, zoo.keras_stream(case_id)[:300], atol=1e-6)
+    # Both are Keras on the same weights and inputs: only kernel scheduling differs.
+    np.testing.assert_allclose(got, zoo.keras_stream(case_id)[:300], atol=TWIN_TOL)
 
 
 # -- the command ----------------------------------------------------------------------------------
