@@ -32,7 +32,7 @@ import numpy as np
 
 from edgelstm.artifact import describe, write_sidecar
 from edgelstm.calibration import synthetic_sequences
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, one_line
 from edgelstm.runtime import reference
 from edgelstm.runtime.tflite_info import METADATA_NAME, TFLiteFile, forbidden_ops
 from edgelstm.spec import ModelSpec
@@ -161,9 +161,7 @@ def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "
         try:
             data = bytes(converter.convert())
         except Exception as exc:  # the converter raises many types; all mean "cannot convert"
-            first = str(exc).strip().splitlines()
-            raise UserError(f"TFLite converter failed ({quantize}, {mode}): "
-                            f"{first[0][:300] if first else type(exc).__name__}") from None
+            raise UserError(f"TFLite converter failed ({quantize}, {mode}): {one_line(exc)}") from None
     bad = forbidden_ops(TFLiteFile(data).all_operators)
     if bad:
         raise UserError(f"the TFLite graph contains ops no edge engine runs: {', '.join(bad)}")

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from edgelstm import __version__
-from edgelstm.errors import UserError, require_file
+from edgelstm.errors import UserError, one_line, require_file
 from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
 
 ARTIFACT_SUFFIXES = (".npz", ".tflite", ".onnx")
@@ -101,14 +101,13 @@ def info(path: Path, as_json: bool):
     elif suffix in INSPECTORS:  # readers of their own (struct / protobuf): no engine needed
         import importlib
 
-        from edgelstm.runtime import engine_error
 
         try:
             data.update(importlib.import_module(INSPECTORS[suffix]).inspect(path))
         except UserError:
             raise
         except Exception as exc:  # a malformed file can trip the parser anywhere
-            raise UserError(f"{path}: cannot read this file ({engine_error(exc)})") from None
+            raise UserError(f"{path}: cannot read this file ({one_line(exc, with_type=True)})") from None
     else:
         raise UserError(f"{path}: unknown file type {suffix!r} (expected .keras, .h5, .npz, .tflite or .onnx)")
     if as_json:

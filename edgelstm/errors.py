@@ -24,3 +24,15 @@ def require_file(path) -> Path:
     if not path.is_file():
         raise UserError(f"{path}: not a file")
     return path
+
+
+def one_line(exc: BaseException, limit: int = 240, with_type: bool = False) -> str:
+    """An exception's message folded onto one short line (for `error: ...` messages).
+
+    ``with_type`` names the exception class too: for failures that are not the user's
+    own words (an engine's or a parser's), where the type says what went wrong.
+    """
+    text = " ".join(str(exc).split())[:limit]
+    if with_type or not text:
+        return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text

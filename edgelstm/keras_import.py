@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import MissingExtraError, UserError, require_file
+from edgelstm.errors import MissingExtraError, UserError, one_line, require_file
 from edgelstm.spec import (
     DENSE_ACTIVATIONS,
     RECURRENT_ACTIVATIONS,
@@ -59,8 +59,7 @@ def load_keras_model(path: str | Path):
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for broken or foreign files
-        text = " ".join(str(exc).split())[:240] or type(exc).__name__
-        raise UserError(f"{path}: could not load the Keras model ({text})") from None
+        raise UserError(f"{path}: could not load the Keras model ({one_line(exc)})") from None
 
 
 def spec_from_path(path: str | Path) -> ModelSpec:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, one_line
 
 RECURRENT_KINDS = ("lstm", "gru", "simple_rnn")
 LAYER_KINDS = RECURRENT_KINDS + ("dense", "affine")
@@ -225,7 +225,7 @@ class ModelSpec:
         except UserError:
             raise
         except Exception as exc:  # zip, json, key and dtype errors of a broken archive
-            raise UserError(f"{path}: not a valid edgelstm .npz spec archive ({_short(exc)})") from None
+            raise UserError(f"{path}: not a valid edgelstm .npz spec archive ({one_line(exc)})") from None
         return cls.from_config(config, arrays, origin=str(path))
 
     @classmethod
@@ -263,7 +263,7 @@ class ModelSpec:
         except UserError as exc:
             raise UserError(f"{origin}: {exc}") from None
         except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{origin}: malformed model description ({_short(exc)})") from None
+            raise UserError(f"{origin}: malformed model description ({one_line(exc)})") from None
 
 
 def _check_activations(layer: LayerSpec, i: int) -> None:
@@ -294,11 +294,6 @@ def _weight_shapes(layer: LayerSpec, width: int) -> dict[str, tuple]:
     if layer.use_bias:
         shapes["bias"] = (2, g * u) if layer.kind == "gru" and layer.reset_after else (g * u,)
     return shapes
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
 
 
 def file_sha256(path: str | Path) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from edgelstm.errors import UserError, require_file
-from edgelstm.runtime.stateful import BadInputError, StatefulModel, engine_error
+from edgelstm.errors import UserError, one_line, require_file
+from edgelstm.runtime.stateful import BadInputError, StatefulModel
 
 __all__ = ["BACKENDS", "BadInputError", "StatefulModel", "available_backends", "load", "open_backend"]
 
@@ -94,7 +94,7 @@ def _construct(name: str, cls, path: Path, threads, streams):
     except UserError:
         raise
     except Exception as exc:  # a malformed file can trip any parser or engine check
-        raise UserError(f"{path}: the {name} backend cannot load this file ({engine_error(exc)})") from None
+        raise UserError(f"{path}: the {name} backend cannot load this file ({one_line(exc, with_type=True)})") from None
 
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import UserError
-from edgelstm.runtime.tflite_info import Edge, TFLiteFile, TFLiteModelBase, short_error
+from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.tflite_info import Edge, TFLiteFile, TFLiteModelBase
 
 
 def _interpreter_class():
@@ -45,7 +45,7 @@ class LiteRTBackend(TFLiteModelBase):
         try:
             self.interpreter = _Interpreter(model_content=fb.data, num_threads=threads)
         except Exception as exc:  # the engine raises ValueError/RuntimeError on bad models
-            raise UserError(f"{path}: LiteRT cannot load the model ({short_error(exc)})") from None
+            raise UserError(f"{path}: LiteRT cannot load the model ({one_line(exc)})") from None
         self._map_tensors(fb)
         if self.mode == "step" and self.batch != 1:
             for t in fb.io_tensors()[0]:
@@ -54,7 +54,7 @@ class LiteRTBackend(TFLiteModelBase):
             self.interpreter.allocate_tensors()
         except Exception as exc:
             raise UserError(f"{path}: LiteRT cannot prepare the model for {self.batch} streams "
-                            f"({short_error(exc)})") from None
+                            f"({one_line(exc)})") from None
         self._state_out = [(n, self._outputs[n + "_next"]) for n, _ in self.state_sizes]
         self._state_in = [(n, self._inputs[n]) for n, _ in self.state_sizes]
         # All-float32 I/O needs no conversion: run() then passes arrays straight to the
@@ -101,7 +101,7 @@ class LiteRTBackend(TFLiteModelBase):
                     set_tensor(index, state[name])
                 interp.invoke()
             except ValueError as exc:  # shape or type mismatch reported by the engine
-                raise UserError(f"LiteRT refused the input ({short_error(exc)})") from None
+                raise UserError(f"LiteRT refused the input ({one_line(exc)})") from None
             # get_tensor returns copies: they are the caller's to keep.
             return get_tensor(self._y.index), {name: get_tensor(index) for name, index in self._state_out_idx}
         try:
@@ -110,7 +110,7 @@ class LiteRTBackend(TFLiteModelBase):
                 interp.set_tensor(edge.index, edge.to_engine(state[name]))
             interp.invoke()
         except ValueError as exc:  # shape or type mismatch reported by the engine
-            raise UserError(f"LiteRT refused the input ({short_error(exc)})") from None
+            raise UserError(f"LiteRT refused the input ({one_line(exc)})") from None
         y = self._y.from_engine(interp.get_tensor(self._y.index))
         return y, {name: edge.from_engine(interp.get_tensor(edge.index)) for name, edge in self._state_out}
 

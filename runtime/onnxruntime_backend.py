@@ -14,13 +14,8 @@ import numpy as np
 import onnxruntime as ort
 
 from edgelstm.artifact import step_interface
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, one_line
 from edgelstm.runtime import onnx_info
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]
 
 
 class OnnxRuntimeBackend:
@@ -48,7 +43,7 @@ class OnnxRuntimeBackend:
         try:
             self.session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise UserError(f"{path}: onnxruntime cannot load this model ({_one_line(exc)})") from None
+            raise UserError(f"{path}: onnxruntime cannot load this model ({one_line(exc)})") from None
 
         try:
             self.description = desc
@@ -58,7 +53,7 @@ class OnnxRuntimeBackend:
             self._output_names = [desc["output"]["name"]] + [s["output"] for s in states]
             self._feed_names = [self._x] + [s["input"] for s in states]
         except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{path}: malformed edgelstm description ({_one_line(exc)})") from None
+            raise UserError(f"{path}: malformed edgelstm description ({one_line(exc)})") from None
         graph_in = {i.name for i in self.session.get_inputs()}
         graph_out = {o.name for o in self.session.get_outputs()}
         missing = [n for n in self._feed_names if n not in graph_in]
@@ -97,9 +92,9 @@ class OnnxRuntimeBackend:
             for buf, name in self._pairs:
                 np.copyto(buf, state[name])
         except (ValueError, TypeError) as exc:
-            raise UserError(f"onnxruntime backend: bad input or state ({_one_line(exc)})") from None
+            raise UserError(f"onnxruntime backend: bad input or state ({one_line(exc)})") from None
         try:
             self.session.run_with_iobinding(self._io)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise UserError(f"onnxruntime: {_one_line(exc)}") from None
+            raise UserError(f"onnxruntime: {one_line(exc)}") from None
         return self._out_bufs[0].copy(), {name: buf.copy() for name, buf in self._state_outs}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, one_line
 
 FORMAT = 1
 _STREAMS = "streams"
@@ -113,7 +113,7 @@ def load(path: str | Path, state_sizes: list[tuple[str, int]], description: dict
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(f"{path}: not a valid edgelstm state file ({_short(exc)})") from None
+        raise UserError(f"{path}: not a valid edgelstm state file ({one_line(exc)})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise UserError(f"{path}: not an edgelstm state file (format {header.get('format')!r})"
                         if isinstance(header, dict) else f"{path}: not an edgelstm state file")
@@ -140,6 +140,3 @@ def load(path: str | Path, state_sizes: list[tuple[str, int]], description: dict
     return SavedState(streams, int(rows) if isinstance(rows, int) and rows >= 0 else 0)
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, one_line
 
 
 _F32 = np.dtype(np.float32)
@@ -31,12 +31,6 @@ def all_finite(arr: np.ndarray) -> bool:
     if arr.size <= _LIST_CHECK_MAX:
         return isfinite(sum(arr.ravel().tolist()))
     return bool(np.isfinite(arr).all())
-
-
-def engine_error(exc: BaseException) -> str:
-    """An unexpected exception as one short line, naming its type."""
-    text = " ".join(str(exc).split())[:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class BadInputError(UserError, ValueError):
@@ -166,7 +160,7 @@ class StatefulModel:
             except UserError:
                 raise
             except Exception as exc:
-                raise UserError(f"the {self.backend.name} engine failed ({engine_error(exc)})") from None
+                raise UserError(f"the {self.backend.name} engine failed ({one_line(exc, with_type=True)})") from None
             return y[0]  # its shape was checked on the first step (advance); an engine keeps it
         arr = self.check_input(x)
         y, self._state = self.advance(arr, self._state)
@@ -185,7 +179,7 @@ class StatefulModel:
         except UserError:
             raise
         except Exception as exc:
-            raise UserError(f"the {self.backend.name} engine failed ({engine_error(exc)})") from None
+            raise UserError(f"the {self.backend.name} engine failed ({one_line(exc, with_type=True)})") from None
         if y.shape != (len(arr), self.backend.output_size):  # a corrupted model can claim any shape
             raise UserError(f"the {self.backend.name} engine returned outputs of shape {y.shape}, "
                             f"expected {(len(arr), self.backend.output_size)}: is the model file damaged?")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.artifact import read_sidecar, step_interface
-from edgelstm.errors import UserError
+from edgelstm.errors import UserError, one_line
 
 #: The name of the metadata entry that holds the edgelstm description (JSON, UTF-8).
 METADATA_NAME = "edgelstm"
@@ -278,8 +278,7 @@ def tflm_error(data: bytes) -> str | None:
             interp = tflm.Interpreter.from_bytes(data, arena_size=16 << 20)
             interp.invoke()
     except Exception as exc:
-        text = str(exc).strip().splitlines()
-        return text[0] if text else type(exc).__name__
+        return one_line(exc)
     return None
 
 
@@ -324,11 +323,6 @@ def inspect(path: str | Path, tflm_check: bool = True) -> dict:
 def quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
     info = np.iinfo(dtype)
     return np.clip(np.rint(x / scale) + zero_point, info.min, info.max).astype(dtype)
-
-
-def short_error(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 def load_description(path: Path, fb: TFLiteFile) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as _tflm
 
-from edgelstm.errors import UserError
-from edgelstm.runtime.tflite_info import Edge, TFLiteModelBase, short_error
+from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.tflite_info import Edge, TFLiteModelBase
 
 #: Arena bytes beyond the model size: the step graphs need a few kB of activations;
 #: TFLM's own default (10x the model size) is too small for tiny models and wasteful for big ones.
@@ -32,7 +32,7 @@ class TFLMBackend(TFLiteModelBase):
         try:
             self.interpreter = _tflm.Interpreter.from_bytes(fb.data, arena_size=arena)
         except Exception as exc:  # RuntimeError / ValueError from the C++ wrapper
-            raise UserError(f"{path}: TFLite Micro cannot load the model ({short_error(exc)})") from None
+            raise UserError(f"{path}: TFLite Micro cannot load the model ({one_line(exc)})") from None
         ins, outs = fb.io_tensors()
         if not fb.signatures:  # names by position, as the converter recorded them
             recorded = self.description.get("tflite") or {}
@@ -64,7 +64,7 @@ class TFLMBackend(TFLiteModelBase):
                 interp.set_input(edge.to_engine(state_rows[name]), edge.index)
             interp.invoke()
         except (RuntimeError, ValueError) as exc:
-            raise UserError(f"TFLite Micro failed on the input ({short_error(exc)})") from None
+            raise UserError(f"TFLite Micro failed on the input ({one_line(exc)})") from None
         return interp
 
     def run(self, x: np.ndarray, state: dict[str, np.ndarray]):
