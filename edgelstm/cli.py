@@ -122,8 +122,10 @@ def _print_info(data: dict) -> None:
     stats = {k: data[k] for k in ("parameters", "macs_per_step", "state_floats", "weight_bytes_float32") if k in data}
     stats = stats or desc.get("stats") or {}
     click.echo(f"{data['file']}  ({data['file_bytes']:,} bytes)")
+    # An artifact's description keeps the sizes under input/output.
+    sizes = {f"{io}_size": (desc.get(io) or {}).get("size") for io in ("input", "output")}
     for key in ("name", "model_name", "task", "format", "quantize", "mode", "input_size", "output_size"):
-        value = data.get(key, desc.get(key))
+        value = data.get(key, desc.get(key, sizes.get(key)))
         if value is not None:
             click.echo(f"  {key:<22}{value}")
     if not (isinstance(layers, list) and all(isinstance(c, dict) and {"kind", "units"} <= set(c) for c in layers)):
@@ -141,7 +143,7 @@ def _print_info(data: dict) -> None:
         click.echo(f"  MACs per step         {stats['macs_per_step']:,}")
         click.echo(f"  state size (floats)   {stats['state_floats']:,}")
         click.echo(f"  weight memory         {stats['weight_bytes_float32']:,} bytes as float32")
-    shown = {"file", "file_bytes", "description", "layers", "name", "model_name", "task", "format", "quantize",
+    shown = {"file", "file_bytes", "file_size", "path", "description", "layers", "name", "model_name", "task", "format", "quantize",
              "mode", "input_size", "output_size", "states", *stats}
     rest = {k: v for k, v in data.items() if k not in shown}
     for key, value in rest.items():

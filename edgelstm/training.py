@@ -67,7 +67,7 @@ def build_model(data: datasets.Dataset, cfg: TrainConfig):
     return model
 
 
-def _progress_callback(keras, epochs: int, progress):
+def _progress_callback(keras, progress):
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             progress(1)
@@ -86,7 +86,7 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
     out.parent.mkdir(parents=True, exist_ok=True)
     model = build_model(data, cfg)
     y_train = data.y_train if data.task == "classification" else data.y_train.astype(np.float32)
-    callbacks = [_progress_callback(keras, cfg.epochs, progress)] if progress else []
+    callbacks = [_progress_callback(keras, progress)] if progress else []
     history = model.fit(data.x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         verbose=0, shuffle=True, callbacks=callbacks)
     pred = np.asarray(model.predict(data.x_test, verbose=0))
