@@ -143,8 +143,8 @@ def _print_info(data: dict) -> None:
         click.echo(f"  MACs per step         {stats['macs_per_step']:,}")
         click.echo(f"  state size (floats)   {stats['state_floats']:,}")
         click.echo(f"  weight memory         {stats['weight_bytes_float32']:,} bytes as float32")
-    shown = {"file", "file_bytes", "file_size", "path", "description", "layers", "name", "model_name", "task", "format", "quantize",
-             "mode", "input_size", "output_size", "states", *stats}
+    shown = {"file", "file_bytes", "file_size", "path", "description", "layers", "name", "model_name", "task",
+             "format", "quantize", "mode", "input_size", "output_size", "states", *stats}
     rest = {k: v for k, v in data.items() if k not in shown}
     for key, value in rest.items():
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
