@@ -92,10 +92,9 @@ def numpy_bare(spec):
 
 
 def _q(x, scale, zp, dtype):
-    if scale == 0.0:
-        return x
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(x / scale) + zp, info.min, info.max).astype(dtype)
+    from edgelstm.runtime.tflite_info import quantize
+
+    return x if scale == 0.0 else quantize(x, dtype, scale, zp)
 
 
 def _dq(v, scale, zp):
