@@ -391,13 +391,15 @@ def run_compare(data: datasets.Dataset, cfg: CompareConfig, work: str | Path, ec
 def int8_loss(exports: dict, task: str) -> dict:
     """What the int8 export lost against the float reference on the held-out set:
     accuracy in percentage points (classification) or RMSE change in percent."""
-    figures = next((v for k, v in exports.items() if k.endswith("/int8") and "na" not in v), None)
-    if figures is None:
-        reason = next((v["na"] for k, v in exports.items() if k.endswith("/int8")), "no int8 format requested")
-        return {"na": reason}
+    int8 = [(k, v) for k, v in exports.items() if k.endswith("/int8")]
+    if not int8:
+        return {"na": "no int8 format requested"}
+    key, figures = next(((k, v) for k, v in int8 if "na" not in v), int8[0])
+    if "na" in figures:
+        return {"na": figures["na"]}
     if task == "classification":
-        return {"format": figures["path"], "points": 100 * (figures["accuracy_reference"] - figures["accuracy"])}
-    return {"format": figures["path"], "rmse_change_pct": 100 * figures["rmse_change"]}
+        return {"format": key, "points": 100 * (figures["accuracy_reference"] - figures["accuracy"])}
+    return {"format": key, "rmse_change_pct": 100 * figures["rmse_change"]}
 
 
 # -- the table ------------------------------------------------------------------------------

@@ -33,9 +33,10 @@ STATE = {"lstm": 2 * U, "gru": U, "simple_rnn": U}
 #: Normalization: mean + variance per feature and one count) and the softmax head.
 SPEC_AROUND = 2 * F + (U * C + C)
 KERAS_AROUND = 2 * F + 1 + (U * C + C)
-#: Delayed recall at 10 steps: LSTM(16) reached accuracy 1.0 after 4 epochs here (loss
-#: 0.036); 5 epochs leave room for a slower seed, 0.6 is far above chance (0.25).
-RECALL_EPOCHS, RECALL_MIN_ACCURACY = 5, 0.6
+#: Delayed recall at 10 steps, LSTM(16): held-out accuracy after epochs 1, 2, 3 measured
+#: 0.67, 1.0, 1.0 (seed 0) and 0.64, 1.0, 1.0 (seed 1); 3 epochs leave a spare one, and 0.9
+#: is far above chance (0.25).
+RECALL_EPOCHS, RECALL_MIN_ACCURACY = 3, 0.9
 
 
 def tiny_data(seed=0):
