@@ -421,14 +421,36 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 
 # -- train -----------------------------------------------------------------------------
 
+def _data_options(command):
+    """--dataset NAME | --csv FILE (--target, --task, --window): what `train` and `compare` learn from."""
+    options = [
+        click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy."),
+        click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Learn from a CSV instead: one row per timestep, with a header."),
+        click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label)."),
+        click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
+                     show_default=True, help="CSV: forecast the target's next value, or classify each window."),
+        click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length."),
+    ]
+    for option in reversed(options):  # as if stacked as decorators, in this order
+        command = option(command)
+    return command
+
+
+def _training_data(dataset, csv_path, target, task, window):
+    from edgelstm import datasets, training
+
+    if (dataset is None) == (csv_path is None):
+        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
+    if csv_path is None:
+        return datasets.load(dataset)
+    if not target:
+        raise click.UsageError("--csv needs --target COLUMN")
+    return training.dataset_from_csv(csv_path, target, window, task)
+
+
 @cli.command()
-@click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Train on a CSV instead: one row per timestep, with a header.")
-@click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label).")
-@click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
-              show_default=True, help="CSV: forecast the target's next value, or classify each window.")
-@click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length.")
+@_data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn"]), default="lstm", show_default=True,
               help="Recurrent cell.")
 @click.option("--units", type=click.IntRange(1), default=32, show_default=True, help="Units per recurrent layer.")
@@ -442,17 +464,10 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
               help="Directory (or .keras path) to write the model, report and calibration data to.")
 def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
     """Train a small LSTM / GRU / SimpleRNN and save a .keras model plus a report."""
-    from edgelstm import datasets, training
+    from edgelstm import training
     from edgelstm.keras_import import import_keras
 
-    if (dataset is None) == (csv_path is None):
-        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
-    if csv_path is not None:
-        if not target:
-            raise click.UsageError("--csv needs --target COLUMN")
-        data = training.dataset_from_csv(csv_path, target, window, task)
-    else:
-        data = datasets.load(dataset)
+    data = _training_data(dataset, csv_path, target, task, window)
     import_keras()  # in a lean install: one line naming the extra, before any progress bar
     cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
                                learning_rate=lr, seed=seed)
@@ -489,13 +504,7 @@ def demo(output_dir, epochs, units, json_path):
 # -- compare ---------------------------------------------------------------------------
 
 @cli.command()
-@click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Compare on a CSV instead: one row per timestep, with a header.")
-@click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label).")
-@click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
-              show_default=True, help="CSV: forecast the target's next value, or classify each window.")
-@click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length.")
+@_data_options
 @click.option("--cells", default="simple_rnn,lstm,gru", show_default=True, help="Cells to compare, comma-separated.")
 @click.option("--units", type=click.IntRange(1), default=16, show_default=True,
               help="Units per cell (with --match params: the LSTM whose parameter count every cell gets).")
@@ -526,20 +535,13 @@ def compare(dataset, csv_path, target, task, window, cells, units, match, seeds,
     """
     import tempfile
 
-    from edgelstm import compare as cmp, datasets, training
+    from edgelstm import compare as cmp
     from edgelstm.keras_import import import_keras
 
-    if (dataset is None) == (csv_path is None):
-        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
     cfg = cmp.CompareConfig(cells=cmp.parse_cells(cells), units=units, match=match, seeds=seeds, epochs=epochs,
                             formats=cmp.parse_formats(formats), lengths=cmp.parse_lengths(lengths),
                             memory_epochs=memory_epochs)
-    if csv_path is not None:
-        if not target:
-            raise click.UsageError("--csv needs --target COLUMN")
-        data = training.dataset_from_csv(csv_path, target, window, task)
-    else:
-        data = datasets.load(dataset)
+    data = _training_data(dataset, csv_path, target, task, window)
     if plot_path is not None:
         from edgelstm.check import require_matplotlib
 

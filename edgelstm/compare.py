@@ -477,7 +477,7 @@ def format_table(result: dict) -> str:
 
 def plot(result: dict, path: str | Path) -> Path:
     """Held-out quality against LiteRT step latency, and recall accuracy against length."""
-    from edgelstm.check import require_matplotlib
+    from edgelstm.check import require_matplotlib, save_png
 
     plt = require_matplotlib()
     path = Path(path)
@@ -512,11 +512,4 @@ def plot(result: dict, path: str | Path) -> Path:
         ax.set_title("memory over long spans", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    try:
-        fig.savefig(path, format="png")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(plt, fig, path)
