@@ -128,7 +128,7 @@ def test_cortex_m4_column_is_guarded(monkeypatch):
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("compare")
     result = invoke("compare", "--dataset", "basicmotions", "--cells", "simple_rnn,lstm", "--units", "4",
-                    "--epochs", "2", "--seeds", "2", "--lengths", "5", "--memory-epochs", "1",
+                    "--match", "params", "--epochs", "2", "--seeds", "2", "--lengths", "5", "--memory-epochs", "1",
                     "--formats", "tflite/int8", "--json", root / "c.json", "--plot", root / "c.png",
                     "-o", root / "work")
     assert result.exit_code == 0, (result.output, result.stderr)
@@ -140,7 +140,12 @@ def test_cli_prints_one_row_per_cell(tiny_run):
     lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["cell", "units", "gates", "params"]
     assert [line.split()[0] for line in lines[2:4]] == ["SimpleRNN", "LSTM"]
-    assert "[2/6] SimpleRNN(4) seed 1" in result.stderr  # progress, per model
+    units = data["cells"]["simple_rnn"]["structure"]["units"]
+    assert f"[2/6] SimpleRNN({units}) seed 1" in result.stderr  # progress, per model
+    for line, cell in zip(lines[2:4], ("simple_rnn", "lstm")):
+        s = data["cells"][cell]["structure"]
+        assert line.split()[1:6] == [str(s["units"]), str(s["gates"]), f"{s['parameters']:,}",
+                                     f"{s['macs_per_step']:,}", str(s["state_floats"])]
 
 
 def test_cli_json_figures_recount(tiny_run):
@@ -153,6 +158,8 @@ def test_cli_json_figures_recount(tiny_run):
     _, data, root = tiny_run
     bm = datasets.load("basicmotions")
     assert set(data["cells"]) == {"simple_rnn", "lstm"}
+    # --match params: the budget is the LSTM(4)'s; a SimpleRNN needs more units to spend it
+    assert data["cells"]["lstm"]["structure"]["units"] == 4 < data["cells"]["simple_rnn"]["structure"]["units"]
     for cell, row in data["cells"].items():
         acc = row["accuracy"]
         for seed, value in enumerate(acc["per_seed"]):
@@ -161,6 +168,8 @@ def test_cli_json_figures_recount(tiny_run):
             assert value == np.mean(model.predict(bm.x_test, verbose=0).argmax(-1) == bm.y_test)
             if seed == 0:
                 assert row["structure"]["parameters"] == model.count_params() - 1  # Normalization's count
+                if cell == "lstm":
+                    assert data["config"]["parameter_budget"] == model.count_params()
         assert acc["mean"] == pytest.approx(np.mean(acc["per_seed"]))
         assert acc["sd"] == pytest.approx(np.std(acc["per_seed"], ddof=1))
         t = row["training"]
