@@ -220,7 +220,7 @@ def c_compiler() -> str | None:
     return None
 
 
-def native_latency(spec: ModelSpec, out_dir: Path, rows: np.ndarray, name: str) -> dict:
+def native_latency(spec: ModelSpec, data: datasets.Dataset, out_dir: Path, name: str) -> dict:
     """The ``native`` C backend's step latency, where this build has it and can compile."""
     from edgelstm import runtime
     from edgelstm.converters import EXPORTERS, ExportOptions, export
@@ -230,9 +230,10 @@ def native_latency(spec: ModelSpec, out_dir: Path, rows: np.ndarray, name: str) 
     if c_compiler() is None:
         return {"na": "no C compiler (install gcc or clang, or set CC)"}
     try:
-        paths = export(spec, "c", out_dir / "c", ExportOptions(basename=name))
-        source = next(p for p in paths if p.suffix == ".c")
-        return step_latency(source, rows, "native")
+        options = ExportOptions(basename=name, calibration=data.x_train, heldout=data.x_test,
+                                heldout_targets=data.y_test)
+        source = next(p for p in export(spec, "c", out_dir / "c", options) if p.suffix == ".c")
+        return step_latency(source, data.x_test[0], "native")
     except UserError as exc:
         return {"na": str(exc)}
     except Exception as exc:  # a compiler or native-code failure costs this column, not the run
@@ -248,7 +249,11 @@ def cortex_m4(spec: ModelSpec) -> dict:
     if shutil.which(ARM_GCC) is None:
         return {"na": "no Arm toolchain (apt install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)"}
     try:
-        return dict(measure(spec, target="cortex-m4", quantize="float32"))
+        figures = dict(measure(spec, target="cortex-m4", quantize="float32"))
+        if figures.get("passed") is False:  # a count of a step that computes the wrong answer means nothing
+            return {"na": f"firmware output differs from the reference (max error {figures.get('max_abs_err')})",
+                    "measured": figures}
+        return figures
     except UserError as exc:
         return {"na": str(exc)}
     except Exception as exc:  # an emulator or toolchain failure costs this column, not the run
@@ -355,16 +360,15 @@ def run_compare(data: datasets.Dataset, cfg: CompareConfig, work: str | Path, ec
     echo(f"comparing {', '.join(CELL_LABELS[c] for c in cfg.cells)} on {data.name} ({len(data.x_train)} train / "
          f"{len(data.x_test)} test windows of {data.seq_len} steps): {counter[1]} models to train")
     rows = {}
-    rows_for_latency = data.x_test[0]
     for cell in cfg.cells:
         row, spec = _train_cell(data, cfg, cell, units[cell], work / "models", echo, counter)
         name = f"{data.name}_{cell}"
         row["exports"] = export_figures(spec, data, cfg.formats, work / "exports", name)
         tflite = row["exports"].get("/".join(LATENCY_FORMAT), {})
         row["latency"] = {
-            "litert": step_latency(Path(tflite["path"]), rows_for_latency, "litert") if "path" in tflite
+            "litert": step_latency(Path(tflite["path"]), data.x_test[0], "litert") if "path" in tflite
             else {"na": tflite.get("na", "no float TFLite export")},
-            "native": native_latency(spec, work / "exports", rows_for_latency, name),
+            "native": native_latency(spec, data, work / "exports", name),
         }
         row["cortex_m4"] = cortex_m4(spec)
         row["int8_loss"] = int8_loss(row["exports"], data.task)
@@ -447,7 +451,7 @@ def format_table(result: dict) -> str:
                 f"{t['final_loss_sd']:.3g}", f"{t['diverged']}/{t['runs']}",
                 cell_text(row["latency"]["litert"], lambda f: f"{f['us_per_step']:.1f}"),
                 cell_text(row["latency"]["native"], lambda f: f"{f['us_per_step']:.1f}"),
-                cell_text(row["cortex_m4"], lambda f: f"{f['instructions_per_step']:,}")]
+                cell_text(row["cortex_m4"], lambda f: f"{f['instructions_per_step']:,.0f}")]
         line += [cell_text(row["exports"][f], lambda f: _kib(f["bytes"])) for f in formats]
         line.append(cell_text(row["int8_loss"], lambda f: f"{f['points']:+.1f} pt" if "points" in f
                               else f"{f['rmse_change_pct']:+.1f}%"))

@@ -118,8 +118,22 @@ def test_cortex_m4_column_is_guarded(monkeypatch):
     monkeypatch.setitem(sys.modules, "edgelstm.firmware", types.SimpleNamespace(measure=refuse))
     monkeypatch.setattr(compare.shutil, "which", lambda name: "/usr/bin/" + name)
     assert compare.cortex_m4(spec) == {"na": "qemu-system-arm not found (apt install qemu-system-arm)"}
+    wrong = {"instructions_per_step": 900.0, "passed": False, "max_abs_err": 0.5}
+    monkeypatch.setitem(sys.modules, "edgelstm.firmware", types.SimpleNamespace(measure=lambda *a, **k: wrong))
+    assert compare.cortex_m4(spec) == {"na": "firmware output differs from the reference (max error 0.5)",
+                                       "measured": wrong}
     monkeypatch.setattr(compare.shutil, "which", lambda name: None)
     assert "no Arm toolchain" in compare.cortex_m4(spec)["na"]
+
+
+def test_native_column_is_guarded(monkeypatch, tmp_path):
+    from edgelstm import runtime
+    from edgelstm.keras_import import spec_from_keras
+
+    data = tiny_data()
+    spec = spec_from_keras(training.build_model(data, training.TrainConfig(units=U)))
+    monkeypatch.delitem(runtime.BACKENDS, "native", raising=False)
+    assert compare.native_latency(spec, data, tmp_path, "m") == {"na": "no native backend in this build"}
 
 
 # -- the command, end to end on a tiny configuration ---------------------------------------
