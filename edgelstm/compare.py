@@ -195,7 +195,9 @@ def match_units(data: datasets.Dataset, cells, units: int, base) -> tuple[dict, 
     budget = params("lstm", units)
     chosen = {}
     for cell in cells:
-        lo, hi = 1, 4 * units  # a SimpleRNN needs about 2x an LSTM's units for its budget
+        lo, hi = 1, units
+        while params(cell, hi) < budget:  # a SimpleRNN needs 2x to 4x an LSTM's units
+            lo, hi = hi, 2 * hi
         while lo < hi:  # smallest u with params(u) >= budget: counts grow with u
             mid = (lo + hi) // 2
             lo, hi = (mid + 1, hi) if params(cell, mid) < budget else (lo, mid)
