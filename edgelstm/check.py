@@ -20,6 +20,7 @@ import numpy as np
 
 from edgelstm.accuracy import predicted_class
 from edgelstm.errors import MissingExtraError, UserError
+from edgelstm.runtime.ranges import range_line
 
 DEFAULT_STEPS = 2000
 DEFAULT_SEGMENTS = 10
@@ -124,10 +125,23 @@ def error_growth(err: np.ndarray, segments: int) -> dict:
     }
 
 
+def first_nonfinite_step(y: np.ndarray) -> int | None:
+    """The first step (row) of ``y`` (T, O) holding NaN or inf, or None."""
+    bad = ~np.isfinite(y).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def compare(want: np.ndarray, got: np.ndarray, task: str, segments: int = DEFAULT_SEGMENTS) -> dict:
-    """Figures of the artifact's streamed outputs ``got`` against the reference ``want`` (T, O)."""
+    """Figures of the artifact's streamed outputs ``got`` against the reference ``want`` (T, O).
+
+    A reference that is NaN/inf somewhere has diverged (e.g. an unbounded relu state
+    over a long stream): every figure after that step compares nothing, so the report
+    names the step (``reference_diverged_at``) and ``check_thresholds`` fails it.
+    """
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
     out = {
+        "reference_diverged_at": first_nonfinite_step(want),
+        "artifact_nonfinite_at": first_nonfinite_step(got),
         "steps": int(len(want)),
         "outputs": int(want.shape[1]),
         "max_abs_err": float(err.max()),
@@ -160,7 +174,7 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         warn("no real data (give --data or --dataset); streaming synthetic inputs")
     stream = long_stream(sequences, steps)
 
-    model = load(artifact, backend=backend)
+    model = load(artifact, backend=backend, on_range=lambda summary: None)  # reported below
     if model.input_size != spec.input_size or model.output_size != spec.output_size:
         raise UserError(f"{artifact} takes {model.input_size} inputs and gives {model.output_size} outputs; "
                         f"{model_path} takes {spec.input_size} and gives {spec.output_size}: not the same model")
@@ -181,18 +195,26 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         "data": source, "synthetic_data": synthetic,
         "data_rows": int(np.prod(sequences.shape[:-1])),
         "repeated": bool(np.prod(sequences.shape[:-1]) < steps),
+        "calibrated_range": model.range_summary(),
     })
     return report, np.abs(got.astype(np.float64) - want.astype(np.float64))
 
 
 def check_thresholds(report: dict, max_abs_err: float | None, min_agreement: float | None) -> list[str]:
+    """The thresholds ``report`` breaks, as short reasons. Comparisons are written so
+    that NaN and inf fail (``not err <= bar``), and a diverged reference always fails:
+    with nothing to compare against, no threshold can be said to hold."""
     broken = []
-    if max_abs_err is not None and report["max_abs_err"] > max_abs_err:
+    diverged = report.get("reference_diverged_at")
+    if diverged is not None:
+        broken.append(f"the reference itself diverges (NaN/inf from step {diverged}), so the comparison means "
+                      "nothing: use shorter or bounded data (--steps, --data)")
+    if max_abs_err is not None and not report["max_abs_err"] <= max_abs_err:
         broken.append(f"max abs error {report['max_abs_err']:.3g} exceeds --max-abs-err {max_abs_err:g}")
     if min_agreement is not None:
         if "agreement" not in report:
             raise UserError("--min-agreement needs a classifier (a softmax/sigmoid head with several outputs)")
-        if report["agreement"] < min_agreement:
+        if not (np.isfinite(report["agreement"]) and report["agreement"] >= min_agreement):
             broken.append(f"class agreement {report['agreement']:.4f} is below --min-agreement {min_agreement:g}")
     report["thresholds"] = {"max_abs_err": max_abs_err, "min_agreement": min_agreement, "ok": not broken}
     return broken
@@ -212,6 +234,14 @@ def format_report(report: dict) -> list[str]:
         f"             slope {g['slope_per_1000_steps']:+.3g} per 1000 steps, last/first segment "
         f"{g['last_over_first']:.2f}x",
     ]
+    if report.get("reference_diverged_at") is not None:
+        lines.insert(2, f"  reference  DIVERGES: NaN/inf from step {report['reference_diverged_at']} "
+                        "(the error figures compare nothing from there on)")
+    elif report.get("artifact_nonfinite_at") is not None:
+        lines.insert(2, f"  artifact   gives NaN/inf from step {report['artifact_nonfinite_at']} "
+                        "where the reference is finite")
+    if report.get("calibrated_range"):
+        lines.append("  " + range_line(report["calibrated_range"]))
     if "agreement" in report:
         first = report.get("first_disagreement_step")
         lines.append(f"  classes    agreement {100 * report['agreement']:.2f}% of steps"

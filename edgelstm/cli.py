@@ -162,52 +162,55 @@ def _print_info(data: dict) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["npz", "tflite", "onnx"]), default="npz", show_default=True,
-              help="Target: npz (numpy backend), tflite (LiteRT / TFLite Micro), onnx (ONNX Runtime).")
+@click.option("--format", "fmt", default="npz", show_default=True,
+              help="Target, or several separated by commas: npz (numpy backend), tflite (LiteRT / TFLite "
+                   "Micro), onnx (ONNX Runtime).")
 @click.option("--quantize", default="float32", show_default=True,
-              help="float32 | dynamic (int8 weights) | int8 (full integer, tflite) | int16x8 (tflite).")
+              help="float32 | dynamic (int8 weights) | int8 (full integer, tflite) | int16x8 (tflite); "
+                   "several separated by commas.")
+@click.option("--all", "all_variants", is_flag=True,
+              help="Every format and quantization available here (combinations a format lacks are skipped).")
 @click.option("--mode", type=click.Choice(["step", "sequence"]), default="step", show_default=True,
               help="step: one timestep in, state as explicit inputs/outputs (streaming). "
-                   "sequence: a whole window in.")
+                   "sequence: a whole window in (for other tools; run/check/profile need step mode).")
 @click.option("--seq-len", type=click.IntRange(1), default=None,
               help="Window length for --mode sequence (default: the model's own, if fixed).")
 @click.option("--calibration-data", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Real sequences for quantization: .npz (x: N,T,F), .npy or .csv. Default: the data "
                    "recorded by `edgelstm train`, else the bundled dataset, else synthetic (warned).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (onnx only).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
+              help="Classifiers: exit 1 and write nothing when the check on write finds a lower class "
+                   "agreement with the float model (a fraction, e.g. 0.98).")
+@click.option("--max-rmse-change", type=click.FloatRange(-100), default=None,
+              help="Regressors: exit 1 and write nothing when the check on write finds the RMSE against "
+                   "the held-out targets grew by more than PCT percent.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Directory to write into.")
 @click.option("--name", default=None, help="Base file name (default: the model file's name).")
-def export(model, fmt, quantize, mode, seq_len, calibration_data, opset, output_dir, name):
-    """Export MODEL (.keras, .h5 or .npz spec) to a deployable artifact, verified on write.
+def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, opset, min_agreement,
+           max_rmse_change, output_dir, name):
+    """Export MODEL (.keras, .h5 or .npz spec) to deployable artifacts, verified on write.
 
     Prints the path of every file written (the artifact and its .json description).
+    File names: <name>[.<quantize> unless float32][.sequence].<suffix>.
     """
-    from edgelstm.calibration import resolve
-    from edgelstm.converters import ExportOptions, export as run_export
+    from edgelstm.export_guard import ExportRejected
+    from edgelstm.export_variants import export_variants, variants
 
-    spec = load_model_spec(model)
-    options = ExportOptions(quantize=quantize, mode=mode, seq_len=seq_len, opset=opset,
-                            basename=name or default_basename(model, fmt, quantize, mode))
-    if quantize != "float32" or calibration_data is not None:
-        calib = resolve(spec, model, calibration_data, seq_len)
-        if calib.synthetic:
-            click.echo("warning: no real calibration data (give --calibration-data); using synthetic "
-                       "sequences, so quantization ranges may not fit real inputs", err=True)
-        options.calibration, options.calibration_synthetic = calib.x, calib.synthetic
-        options.heldout, options.heldout_targets = calib.heldout
-        options.extra["calibration_source"] = calib.source
-    for path in run_export(spec, fmt, output_dir, options):
-        click.echo(str(path))
-
-
-def default_basename(model: Path, fmt: str, quantize: str, mode: str) -> str:
-    parts = [model.stem]
-    if quantize != "float32":
-        parts.append(quantize)
-    if mode != "step":
-        parts.append(mode)
-    return ".".join(parts)
+    todo = variants(fmt, quantize, mode, all_variants)  # an invalid combination fails before anything is said
+    spec = load_model_spec(model)  # TensorFlow is imported once, here, for every variant
+    if min_agreement is not None and spec.task != "classification":
+        raise UserError("--min-agreement needs a classifier; use --max-rmse-change for a regressor")
+    try:
+        for path in export_variants(spec, model, todo, output_dir, name, mode=mode, seq_len=seq_len, opset=opset,
+                                    calibration_file=calibration_data, min_agreement=min_agreement,
+                                    max_rmse_change=max_rmse_change,
+                                    echo=lambda m: click.echo(m, err=True)):
+            click.echo(str(path))
+    except ExportRejected as exc:
+        click.echo(f"FAIL: {exc}", err=True)
+        sys.exit(1)
 
 
 # -- run -------------------------------------------------------------------------------
@@ -246,7 +249,7 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
         raise click.UsageError("--checkpoint-every needs --state-file")
     if state_file is not None and not state_file.parent.is_dir():  # find out now, not after the stream
         raise UserError(f"{state_file}: its directory {state_file.parent} does not exist")
-    model = load(artifact, backend=backend, threads=threads)
+    model = load(artifact, backend=backend, threads=threads, on_range=lambda summary: None)  # said at the end
     router = StreamRouter(model)
     rows_before = 0
     if state_file is not None and state_file.exists():
@@ -286,6 +289,7 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
             src.close()
     if stats.skipped:
         click.echo(f"{stats.rows} rows streamed, {stats.skipped} skipped", err=True)
+    _warn_range(model.range_summary())
 
 
 def _open_text(path: str, mode: str):
@@ -372,7 +376,16 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
         if base_cpu and base_cpu != result["machine"]["cpu"]:
             click.echo(f"warning: the baseline was measured on another CPU ({base_cpu}); "
                        "regenerate it on this runner for a fair comparison", err=True)
+    _warn_range(result.get("calibrated_range"), "profile's synthetic inputs: ")
     _finish(result, format_report(result), json_path, broken)
+
+
+def _warn_range(summary: dict | None, prefix: str = "") -> None:
+    """One stderr line when a quantized model saw inputs outside its calibrated range."""
+    from edgelstm.runtime.ranges import range_line
+
+    if summary and (summary["inputs_outside"] or summary["outputs_pinned"]):
+        click.echo(f"warning: {prefix}{range_line(summary)}", err=True)
 
 
 # -- check -----------------------------------------------------------------------------
