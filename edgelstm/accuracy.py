@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.runtime import load, reference
+from edgelstm.runtime.ranges import range_line
 from edgelstm.spec import ModelSpec
 
 
@@ -33,10 +34,13 @@ def compare_artifact(spec: ModelSpec, artifact: str | Path, sequences: np.ndarra
     (regression, when targets are given).
     """
     sequences = np.asarray(sequences, np.float32)
-    model = load(artifact, backend=backend, streams=len(sequences))
+    model = load(artifact, backend=backend, streams=len(sequences), on_range=lambda summary: None)
     got = stream_outputs(model, sequences)
     want, _ = reference.run_sequence(spec, sequences)
-    return summarize(spec, want, got, targets)
+    out = summarize(spec, want, got, targets)
+    if model.range_summary() is not None:  # quantized: what the calibrated ranges did not cover
+        out["calibrated_range"] = model.range_summary()
+    return out
 
 
 def predicted_class(y: np.ndarray) -> np.ndarray:
@@ -87,4 +91,8 @@ def format_loss(report: dict) -> str:
     if "rmse_change" in report:
         parts.append(f"RMSE {report['rmse_reference']:.4g} -> {report['rmse']:.4g} "
                      f"({100 * report['rmse_change']:+.2f}%)")
-    return ", ".join(parts) + shape
+    line = ", ".join(parts) + shape
+    ranges = report.get("calibrated_range")
+    if ranges and (ranges["inputs_outside"] or ranges["outputs_pinned"]):
+        line += f" ({range_line(ranges)})"
+    return line

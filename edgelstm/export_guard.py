@@ -64,8 +64,8 @@ def quality_warnings(report: dict, quantize: str) -> list[str]:
                 "be checked: the model's state grows without bound on such input (an unbounded activation "
                 "such as relu?)"]
     if not _finite(report.get("max_abs_err")):
-        return [f"the export gives NaN/inf where the float reference is finite: the {quantize} file is "
-                "not usable" + ("; try int16x8 or float32" if quantize != "float32" else "")]
+        return [f"the export's error is not finite (it gives NaN/inf where the float reference does not): "
+                f"the {quantize} file is not usable" + ("; try int16x8 or float32" if quantize != "float32" else "")]
     agreement = report.get("agreement")
     if agreement is not None and agreement < AGREEMENT_WARN:
         better = "int16x8 (int16 activations and state)" if quantize != "int16x8" else "float32 or dynamic"
