@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.accuracy import predicted_class
-from edgelstm.errors import MissingExtraError, UserError
+from edgelstm.errors import MissingExtraError, UserError, require_file
 from edgelstm.runtime.ranges import range_line
 
 DEFAULT_STEPS = 2000
@@ -54,17 +54,6 @@ def streaming_twin(model):
         if hasattr(clone, "finalize_state"):
             clone.finalize_state()
     return twin
-
-
-def keras_stream_outputs(model, stream: np.ndarray) -> np.ndarray:
-    """Keras' output after every step of ``stream`` (T, F): (T, outputs).
-
-    One ``predict`` call runs the recurrence as a compiled graph (seconds for thousands
-    of steps, where calling the model step by step would take minutes).
-    """
-    twin = streaming_twin(model)
-    out = np.asarray(twin.predict(np.asarray(stream, np.float32)[None], verbose=0, batch_size=1))
-    return out[0]
 
 
 # -- the data -----------------------------------------------------------------------------
@@ -157,14 +146,37 @@ def compare(want: np.ndarray, got: np.ndarray, task: str, segments: int = DEFAUL
     return out
 
 
+def chunks(stream: np.ndarray, every: int | None) -> list[np.ndarray]:
+    """``stream`` cut into pieces of ``every`` steps (the last may be shorter); one piece
+    when ``every`` is None."""
+    if not every:
+        return [stream]
+    return [stream[a:a + every] for a in range(0, len(stream), every)]
+
+
+def _batched(fn, pieces: list[np.ndarray]) -> np.ndarray:
+    """``fn`` (N, T, F) -> (N, T, O) over equal-length pieces at once, the short tail alone;
+    the outputs laid end to end again as (steps, O)."""
+    full = [p for p in pieces if len(p) == len(pieces[0])]
+    out = fn(np.stack(full))
+    outs = [out.reshape(-1, out.shape[-1])]
+    if len(full) < len(pieces):
+        outs.append(fn(pieces[-1][None])[0])
+    return np.concatenate(outs)
+
+
 def run_check(model_path: Path, artifact: Path, data: Path | None = None, dataset: str | None = None,
               steps: int = DEFAULT_STEPS, segments: int = DEFAULT_SEGMENTS, backend: str = "auto",
-              warn=None) -> tuple[dict, np.ndarray]:
-    """Stream the data through both; returns (report, absolute errors (T, outputs))."""
+              warn=None, reset_every: int | str | None = None) -> tuple[dict, np.ndarray]:
+    """Stream the data through both; returns (report, absolute errors (T, outputs)).
+
+    ``reset_every``: both start from a zero state again every N steps (``"window"``: the
+    model's own window length), the way a windowed model is used; default: never.
+    """
     from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
     from edgelstm.runtime import load, reference
 
-    model_path, artifact = Path(model_path), Path(artifact)
+    model_path, artifact = Path(model_path), require_file(artifact)  # before the long part
     suffix = model_path.suffix.lower()
     if suffix not in KERAS_SUFFIXES + (".npz",):
         raise UserError(f"{model_path}: the reference must be a Keras model (.keras/.h5) or an edgelstm .npz")
@@ -173,19 +185,31 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
     if synthetic and warn is not None:
         warn("no real data (give --data or --dataset); streaming synthetic inputs")
     stream = long_stream(sequences, steps)
+    if reset_every == "window":
+        if not spec.seq_len:
+            raise UserError("--reset-every window: the model does not record its window length; give a number")
+        reset_every = spec.seq_len
+    pieces = chunks(stream, int(reset_every) if reset_every else None)
 
     model = load(artifact, backend=backend, on_range=lambda summary: None)  # reported below
     if model.input_size != spec.input_size or model.output_size != spec.output_size:
         raise UserError(f"{artifact} takes {model.input_size} inputs and gives {model.output_size} outputs; "
                         f"{model_path} takes {spec.input_size} and gives {spec.output_size}: not the same model")
-    got = model.run(stream)
+    got = []
+    for piece in pieces:
+        model.reset()
+        got.append(model.run(piece))
+    got = np.concatenate(got)
     if suffix in KERAS_SUFFIXES:
         from edgelstm.keras_import import load_keras_model
 
-        want = keras_stream_outputs(load_keras_model(model_path), stream)
+        # One predict per batch of pieces runs the recurrence as a compiled graph (seconds for
+        # thousands of steps, where calling the model step by step would take minutes).
+        twin = streaming_twin(load_keras_model(model_path))
+        want = _batched(lambda xs: np.asarray(twin.predict(xs, verbose=0, batch_size=len(xs))), pieces)
         ref_name = "keras"
     else:
-        want = reference.run_sequence(spec, stream[None])[0][0]
+        want = _batched(lambda xs: reference.run_sequence(spec, xs)[0], pieces)
         ref_name = "numpy reference"
     report = compare(want, got, spec.task, segments)
     report.update({
@@ -196,6 +220,7 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         "data_rows": int(np.prod(sequences.shape[:-1])),
         "repeated": bool(np.prod(sequences.shape[:-1]) < steps),
         "calibrated_range": model.range_summary(),
+        "reset_every": int(reset_every) if reset_every else None,
     })
     return report, np.abs(got.astype(np.float64) - want.astype(np.float64))
 
@@ -227,7 +252,8 @@ def format_report(report: dict) -> list[str]:
         f"{report['artifact']} ({report['format']} {report['quantize']}, backend {report['backend']}) "
         f"against {report['reference']} {report['model']}",
         f"  stream     {report['steps']} steps from {report['data']}"
-        + (f" ({report['data_rows']} rows, repeated end to end)" if report["repeated"] else ""),
+        + (f" ({report['data_rows']} rows, repeated end to end)" if report["repeated"] else "")
+        + (f", state reset every {report['reset_every']} steps" if report.get("reset_every") else ""),
         f"  abs error  max {report['max_abs_err']:.3g}   mean {report['mean_abs_err']:.3g}   "
         f"(reference outputs span {report['reference_range'][0]:.3g} .. {report['reference_range'][1]:.3g})",
         f"  drift      mean error per segment {per_segment}",

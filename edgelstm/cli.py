@@ -234,12 +234,18 @@ def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, 
                    "end, also after an error; written atomically, so a crash leaves the last good state.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None,
               help="With --state-file: also save the state every N streamed rows.")
+@click.option("--last-only", is_flag=True,
+              help="Print only the last output of each stream, at the end (e.g. the answer for a window).")
 def run(artifact, input_path, output_path, stream_column, backend, threads, on_bad_row, state_file,
-        checkpoint_every):
+        checkpoint_every, last_only):
     """Stream CSV rows through ARTIFACT step by step, keeping state between rows.
 
-    With --state-file, a stream split over several runs gives exactly the outputs of one
-    uninterrupted run; the file records how many rows its state has seen.
+    Rows are comma-, semicolon- or tab-separated (taken from the first line). With
+    --on-bad-row skip, a skipped row gets an output row with empty values, so output
+    row k answers input row k. An --output file appears only when the run succeeds
+    (written to a temporary file, then renamed). With --state-file, a stream split
+    over several runs gives exactly the outputs of one uninterrupted run; the file
+    records how many rows its state has seen.
     """
     from edgelstm.csv_stream import RunStats, stream_csv
     from edgelstm.runtime import load, state_file as states
@@ -247,6 +253,8 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
 
     if checkpoint_every is not None and state_file is None:
         raise click.UsageError("--checkpoint-every needs --state-file")
+    if output_path != "-" and not Path(output_path).parent.is_dir():
+        raise UserError(f"{output_path}: its directory {Path(output_path).parent} does not exist")
     if state_file is not None and not state_file.parent.is_dir():  # find out now, not after the stream
         raise UserError(f"{state_file}: its directory {state_file.parent} does not exist")
     model = load(artifact, backend=backend, threads=threads, on_range=lambda summary: None)  # said at the end
@@ -266,14 +274,19 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
             save_state()
 
     src = _open_text(input_path, "r")
+    # A file output is written beside its destination and renamed into place only when
+    # the run succeeds: an error never leaves a partial file that looks complete.
+    partial = None if output_path == "-" else str(Path(output_path).with_name(f".{Path(output_path).name}.partial"))
+    done = False
     try:
-        dst = _open_text(output_path, "w")
+        dst = _open_text(partial or output_path, "w")
         try:
             try:
                 stream_csv(model, src, dst, stream_column=stream_column, on_bad_row=on_bad_row,
                            flush_each_row=input_path == "-", router=router, stats=stats,
-                           after_row=checkpoint if checkpoint_every else None,
+                           after_row=checkpoint if checkpoint_every else None, last_only=last_only,
                            warn=lambda msg: click.echo(f"warning: {msg}", err=True))
+                done = True
             finally:
                 # Every stream's state is as of its last good row here, even after a refused
                 # row or an engine error: the router only stores a state once its step succeeded.
@@ -284,6 +297,10 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
                 dst.flush()
             else:
                 dst.close()
+                if done:
+                    Path(partial).replace(output_path)
+                else:
+                    Path(partial).unlink(missing_ok=True)
     finally:
         if src is not sys.stdin:
             src.close()
@@ -412,8 +429,11 @@ def _warn_range(summary: dict | None, prefix: str = "") -> None:
                    "reference is lower.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of the error over stream position, one line per output (needs the plot extra).")
+@click.option("--reset-every", default=None, metavar="N|window",
+              help="Start both from a zero state again every N steps ('window': the model's own window "
+                   "length), the way a windowed model is used. Default: one unbroken stream.")
 def check(model, artifact, data, dataset, steps, segments, backend, json_path, max_abs_err, min_agreement,
-          plot_path):
+          plot_path, reset_every):
     """Accuracy of ARTIFACT against MODEL (the Keras model, or an .npz spec) over a long stream.
 
     Both see the same stream from a zero state; reports max/mean absolute error, its
@@ -424,8 +444,11 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 
     if plot_path is not None:
         require_matplotlib()  # fail before the long part, not after
+    if reset_every is not None and reset_every != "window" and not (reset_every.isdigit() and int(reset_every) > 0):
+        raise UserError(f"--reset-every takes a positive number of steps or 'window', not {reset_every!r}")
     report, err = run_check(model, artifact, data=data, dataset=dataset, steps=steps, segments=segments,
-                            backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True))
+                            backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True),
+                            reset_every=reset_every)
     broken = check_thresholds(report, max_abs_err, min_agreement)
     if plot_path is not None:
         report["plot"] = str(plot_errors(err, report, plot_path))

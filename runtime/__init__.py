@@ -109,3 +109,8 @@ def load(path: str | Path, backend: str = "auto", streams: int = 1, threads: int
     """
     return StatefulModel(open_backend(path, backend, threads=threads, streams=streams), streams=streams,
                          on_range=on_range)
+
+
+def __dir__():
+    # What `dir(runtime)`, tab completion and `import *` offer: the API, not the helpers' imports.
+    return sorted(__all__)

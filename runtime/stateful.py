@@ -143,6 +143,8 @@ class StatefulModel:
                 arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError):
             raise BadInputError("input is not numeric") from None
+        if arr.ndim == 0 and self.input_size == 1 and self.streams == 1:  # a bare number, one feature
+            arr = arr.reshape(1, 1)
         if arr.ndim == 1 and self.streams == 1:
             arr = arr[None, :]
         if arr.shape != (self.streams, self.input_size):
@@ -178,7 +180,7 @@ class StatefulModel:
         arr = self.check_input(x)
         y, self._state = self.advance(arr, self._state)
         self._row_checked = self.streams == 1
-        single = (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1
+        single = (x.ndim if type(x) is np.ndarray else np.ndim(x)) <= 1
         return y[0] if single and self.streams == 1 else y
 
     def advance(self, arr: np.ndarray, state: dict[str, np.ndarray]):
@@ -206,6 +208,8 @@ class StatefulModel:
         Continues from the current state (call reset() first for a fresh start).
         """
         xs = np.asarray(xs, np.float32)
+        if xs.ndim == 1 and self.streams == 1 and self.input_size == 1:  # (T,) values of one feature
+            xs = xs[:, None]
         if xs.ndim == 2 and self.streams == 1:
             return np.stack([self.step(row) for row in xs])
         if xs.ndim != 3:
