@@ -85,7 +85,7 @@ def format_loss(report: dict) -> str:
         return "not checked: the float reference itself diverges (NaN/inf) on these inputs" + shape
     if not np.isfinite(report["max_abs_err"]):
         return "max |export - float| is not finite: the export gives NaN/inf where the float reference does not" + shape
-    parts = [f"max |export - float| = {report['max_abs_err']:.3g}"]
+    parts = [f"max |export - float| over every step = {report['max_abs_err']:.3g}"]
     if "agreement" in report:
         parts.append(f"class agreement {100 * report['agreement']:.1f}%")
     if "rmse_change" in report:

@@ -492,9 +492,15 @@ def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, 
     import_keras()  # in a lean install: one line naming the extra, before any progress bar
     cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
                                learning_rate=lr, seed=seed)
-    with click.progressbar(length=epochs, label=f"training {cell.upper()}({units}) on {data.name}",
-                           file=sys.stderr) as bar:
-        report = training.train(data, cfg, output, progress=bar.update)
+    label = f"training {cell.upper()}({units}) on {data.name}"
+    if sys.stderr.isatty():
+        with click.progressbar(length=epochs, label=label, file=sys.stderr, item_show_func=lambda s: s) as bar:
+            report = training.train(data, cfg, output, progress=bar.update)
+    else:  # a log (CI, a pipe): one line per epoch, where a bar would print nothing until the end
+        done = iter(range(1, epochs + 1))
+        click.echo(label, err=True)
+        report = training.train(data, cfg, output, progress=lambda n, item: click.echo(
+            f"  epoch {next(done)}/{epochs}" + (f"  {item}" if item else ""), err=True))
     click.echo(f"held-out metrics: {json.dumps(report['metrics'])}")
     for path in report["paths"]:
         click.echo(path)

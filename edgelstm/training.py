@@ -70,7 +70,8 @@ def build_model(data: datasets.Dataset, cfg: TrainConfig):
 def _progress_callback(keras, progress):
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            progress(1)
+            # the loss as the bar's current item: one figure per epoch says training moves
+            progress(1, f"loss {logs['loss']:.4g}" if logs and "loss" in logs else None)
 
     return Progress()
 
