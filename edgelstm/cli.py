@@ -198,7 +198,8 @@ def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, 
     from edgelstm.export_guard import ExportRejected
     from edgelstm.export_variants import export_variants, variants
 
-    todo = variants(fmt, quantize, mode, all_variants)  # an invalid combination fails before anything is said
+    # an invalid combination fails before anything else is said
+    todo = variants(fmt, quantize, mode, all_variants, note=lambda m: click.echo(m, err=True))
     spec = load_model_spec(model)  # TensorFlow is imported once, here, for every variant
     if min_agreement is not None and spec.task != "classification":
         raise UserError("--min-agreement needs a classifier; use --max-rmse-change for a regressor")
@@ -379,7 +380,7 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
     Exits 1 with a one-line reason when --max-p99-us or --max-regression is broken, so a
     CI job can gate on it (the JSON is written either way).
     """
-    from edgelstm.latency import check_budgets, format_report, profile as run_profile, read_baseline
+    from edgelstm.latency import check_budgets, format_report, profile as run_profile, read_baseline, same_model
 
     if max_regression is not None and baseline is None:
         raise click.UsageError("--max-regression needs --baseline FILE")
@@ -389,6 +390,11 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
     broken = check_budgets(result, max_p99_us, base, max_regression, metric=f"{metric}_us")
     if base is not None:
         result["budget"]["baseline_file"] = str(baseline)
+        if not same_model(base, result):
+            click.echo(f"warning: the baseline measured another model ({base.get('model_name')}, "
+                       f"{base.get('format')} {base.get('quantize')}) than {artifact} ({result['model_name']}, "
+                       f"{result['format']} {result['quantize']}): the comparison is between different models",
+                       err=True)
         base_cpu = (base.get("machine") or {}).get("cpu")
         if base_cpu and base_cpu != result["machine"]["cpu"]:
             click.echo(f"warning: the baseline was measured on another CPU ({base_cpu}); "

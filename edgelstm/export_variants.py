@@ -33,7 +33,8 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def variants(fmt: str, quantize: str, mode: str, all_variants: bool = False) -> list[tuple[str, str]]:
+def variants(fmt: str, quantize: str, mode: str, all_variants: bool = False,
+             note: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
     """(format, quantization) pairs to export.
 
     ``all_variants``: every pair an importable exporter offers for ``mode``. Otherwise
@@ -65,6 +66,8 @@ def variants(fmt: str, quantize: str, mode: str, all_variants: bool = False) -> 
                 if len(formats) * len(quantizations) == 1 or name not in EXPORTERS:
                     raise
                 first_error = first_error or exc
+                if note is not None:
+                    note(f"note: {name}/{q} skipped ({exc})")
                 continue
             todo.append((name, q))
     if not todo:

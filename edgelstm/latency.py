@@ -173,6 +173,7 @@ def profile(artifact: str | Path, steps: int = 2000, warmup: int = 100, streams:
         "format": model.description.get("format"),
         "quantize": model.description.get("quantize"),
         "model_name": model.description.get("model_name"),
+        "spec_hash": model.description.get("spec_hash"),  # lets a baseline say which model it measured
         "backend": backend_name,
         "streams": streams,
         "threads": threads or 1,
@@ -231,6 +232,13 @@ def read_baseline(path: str | Path) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("latency"), dict):
         raise UserError(f"{path}: not an `edgelstm profile --json` file (no 'latency' section)")
     return data
+
+
+def same_model(baseline: dict, result: dict) -> bool:
+    """Whether a baseline was measured on the same model, format and quantization.
+    Compared by the weights' hash where both record it (older baselines: by name)."""
+    keys = ("spec_hash", "format", "quantize") if baseline.get("spec_hash") else ("model_name", "format", "quantize")
+    return all(baseline.get(k) == result.get(k) for k in keys)
 
 
 def check_budgets(result: dict, max_p99_us: float | None = None, baseline: dict | None = None,

@@ -19,41 +19,13 @@ from click.testing import CliRunner
 from edgelstm.cli import cli
 
 NAN, INF = float("nan"), float("inf")
-SEED_X = np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]], np.float32)[..., None]
-SEED_Y = np.array([4, 5, 6], np.float32)
-QUERY = np.array([[4], [5], [6]], np.float32)  # one step beyond the training windows
+from conftest import QUERY, SEED_X
 #: The acceptance bar of the seed example: an int8 answer within 5 % of Keras is fine.
 SEED_REL_TOL = 0.05
 
 
 def invoke(*args, input=None):
     return CliRunner().invoke(cli, [str(a) for a in args], input=input)
-
-
-@pytest.fixture(scope="session")
-def toy_dir(tmp_path_factory):
-    """The seed model as toy.keras (no companions: nothing says what data it saw)."""
-    import keras
-
-    root = tmp_path_factory.mktemp("seed_toy")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((3, 1)), keras.layers.LSTM(50, activation="relu"), keras.layers.Dense(1)])
-    model.compile("adam", "mse")
-    model.fit(SEED_X, SEED_Y, epochs=200, verbose=0)
-    model.save(root / "toy.keras")
-    np.save(root / "keras_query.npy", model.predict(QUERY[None], verbose=0)[0])
-    # A long stream of the training values: the unbounded relu state grows until float32 overflows.
-    (root / "seq.csv").write_text("".join(f"{(i % 5) + 1}\n" for i in range(2000)))
-    np.savez(root / "train.npz", x=SEED_X, y=SEED_Y)
-    return root
-
-
-@pytest.fixture(scope="session")
-def toy_npz(toy_dir):
-    out = toy_dir / "npz"
-    result = invoke("export", toy_dir / "toy.keras", "--format", "npz", "-o", out)
-    assert result.exit_code == 0, result.output + result.stderr
-    return out / "toy.npz"
 
 
 @pytest.fixture(scope="session")
