@@ -277,7 +277,9 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
     src = _open_text(input_path, "r")
     # A file output is written beside its destination and renamed into place only when
     # the run succeeds: an error never leaves a partial file that looks complete.
-    partial = None if output_path == "-" else str(Path(output_path).with_name(f".{Path(output_path).name}.partial"))
+    # (a device or pipe such as /dev/null or a FIFO is written directly)
+    direct = output_path == "-" or (Path(output_path).exists() and not Path(output_path).is_file())
+    partial = None if direct else str(Path(output_path).with_name(f".{Path(output_path).name}.partial"))
     done = False
     try:
         dst = _open_text(partial or output_path, "w")
@@ -298,9 +300,9 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
                 dst.flush()
             else:
                 dst.close()
-                if done:
+                if partial is not None and done:
                     Path(partial).replace(output_path)
-                else:
+                elif partial is not None:
                     Path(partial).unlink(missing_ok=True)
     finally:
         if src is not sys.stdin:

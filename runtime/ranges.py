@@ -39,6 +39,8 @@ class RangeMonitor:
         # A dequantized output can only land on its grid: within one step of an end is at it.
         self.tol = float(output_step)
         self.count_outputs = count_outputs and self.out_lo is not None
+        if self.count_outputs:
+            self.pin_lo, self.pin_hi = self.out_lo + self.tol, self.out_hi - self.tol
         self.on_range = on_range
         self.rows = self.inputs_outside = self.outputs_pinned = 0
         self.told = False
@@ -57,19 +59,23 @@ class RangeMonitor:
 
     def observe(self, x: np.ndarray, y: np.ndarray) -> None:
         """One step of every stream: ``x`` (streams, features), ``y`` (streams, outputs)."""
-        self.rows += len(x)
         if len(x) == 1:  # one stream: Python min/max on a short list is ~10x cheaper than numpy here
-            xs = x.ravel().tolist()
-            outside = int(min(xs) < self.in_lo or max(xs) > self.in_hi)
-            pinned = 0
+            self.rows += 1
+            xs = x.tolist()[0]
+            outside = min(xs) < self.in_lo or max(xs) > self.in_hi
+            pinned = False
             if self.count_outputs:
-                ys = y.ravel().tolist()
-                pinned = int(min(ys) <= self.out_lo + self.tol or max(ys) >= self.out_hi - self.tol)
+                ys = y.tolist()[0]
+                pinned = min(ys) <= self.pin_lo or max(ys) >= self.pin_hi
+            if not (outside or pinned):
+                return
+            outside, pinned = int(outside), int(pinned)
         else:
+            self.rows += len(x)
             outside = int(((x < self.in_lo) | (x > self.in_hi)).any(axis=1).sum())
             pinned = 0
             if self.count_outputs:
-                pinned = int(((y <= self.out_lo + self.tol) | (y >= self.out_hi - self.tol)).any(axis=1).sum())
+                pinned = int(((y <= self.pin_lo) | (y >= self.pin_hi)).any(axis=1).sum())
         if outside or pinned:
             self.inputs_outside += outside
             self.outputs_pinned += pinned
