@@ -17,6 +17,10 @@ from edgelstm.errors import UserError
 #: Held-out sequences (and steps of each) streamed through a new artifact to check it.
 VERIFY_SEQUENCES, VERIFY_STEPS = 16, 400
 
+#: Quantizations whose ranges come from calibration data (the others need none, so the
+#: check on write may use all the data given).
+CALIBRATED = ("int8", "int16x8")
+
 #: format -> (module, default file suffix)
 EXPORTERS = {
     "npz": ("edgelstm.converters.npz", ".npz"),
@@ -88,9 +92,13 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
     if gated and options.mode != "step":
         raise UserError("--min-agreement / --max-rmse-change need a step-mode export (sequence mode is not "
                         "checked on write)")
-    if options.heldout is None and options.calibration is not None:  # an API caller's data: hold some out
+    if options.heldout is None and options.calibration is not None and options.quantize in CALIBRATED:
+        # an API caller's data: hold some out, so the check on write sees what calibration did not
         options.calibration, _, options.heldout, options.heldout_targets = split_heldout(options.calibration)
         options.heldout_source = options.heldout_source or "held out from the calibration data"
+    elif options.heldout is None and options.calibration is not None:  # nothing calibrates on it
+        options.heldout = options.calibration
+        options.heldout_source = options.heldout_source or f"the data given ({options.quantize} uses no calibration)"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".edgelstm-export-", dir=out_dir) as tmp:

@@ -14,10 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
+from edgelstm.converters import CALIBRATED
 from edgelstm.errors import UserError
-
-#: Quantizations whose ranges come from calibration data (the others need none).
-CALIBRATED = ("int8", "int16x8")
 
 
 def artifact_basename(stem: str, quantize: str, mode: str = "step") -> str:
