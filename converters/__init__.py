@@ -78,12 +78,10 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
     ``max_rmse_change`` raises ``export_guard.ExportRejected`` and leaves ``out_dir`` as
     it was (an older file of the same name included).
     """
-    import shutil
     import sys
-    import tempfile
 
     from edgelstm.calibration import split_heldout
-    from edgelstm.export_guard import ExportRejected, gate_failures, quality_warnings
+    from edgelstm.export_guard import ExportRejected
 
     echo = echo or (lambda message: print(message, file=sys.stderr))
     options = options or ExportOptions()
@@ -100,7 +98,22 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
         options.heldout = options.calibration
         options.heldout_source = options.heldout_source or f"the data given ({options.quantize} uses no calibration)"
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _build_and_move(spec, module, out_dir, options, gated, echo)
+    except (ExportRejected, UserError):
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()  # a refused export leaves no trace, not even its directory
+        raise
+
+
+def _build_and_move(spec, module, out_dir: Path, options: ExportOptions, gated: bool, echo) -> list[Path]:
+    import shutil
+    import tempfile
+
+    from edgelstm.export_guard import ExportRejected, gate_failures, quality_warnings
+
     with tempfile.TemporaryDirectory(prefix=".edgelstm-export-", dir=out_dir) as tmp:
         paths = module.export(spec, Path(tmp), options)
         if options.mode == "step":
