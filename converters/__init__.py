@@ -64,7 +64,8 @@ def check_combination(fmt: str, quantize: str, mode: str):
     """The exporter module for ``fmt``, or UserError when it cannot do ``quantize`` / ``mode``."""
     module = exporter(fmt)
     if quantize not in module.QUANTIZATIONS:
-        raise UserError(f"--quantize {quantize} is not available for {fmt}; choose from {', '.join(module.QUANTIZATIONS)}")
+        raise UserError(f"--quantize {quantize} is not available for {fmt}; "
+                        f"choose from {', '.join(module.QUANTIZATIONS)}")
     if mode not in module.MODES:
         raise UserError(f"--mode {mode} is not available for {fmt}; choose from {', '.join(module.MODES)}")
     return module
