@@ -78,7 +78,8 @@ def _epoch_callback(keras, progress, seconds: list):
         def on_epoch_end(self, epoch, logs=None):
             seconds.append(time.perf_counter() - self.t0)
             if progress:
-                progress(1)
+                # the loss as the bar's current item: one figure per epoch says training moves
+                progress(1, f"loss {logs['loss']:.4g}" if logs and "loss" in logs else None)
 
     return Epochs()
 
