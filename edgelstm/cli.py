@@ -384,7 +384,7 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
               help="Inputs: a CSV (one row per timestep, feature columns, header optional) streamed in order, "
                    "or .npz/.npy sequences laid end to end. Default: the data recorded with MODEL by "
                    "`edgelstm train`, else its bundled dataset.")
-@click.option("--dataset", default=None, help="A bundled dataset's held-out sequences: basicmotions | airline | toy.")
+@click.option("--dataset", default=None, help="A bundled dataset's held-out sequences: basicmotions | airline | toy | pickupgesture | acsf1 | bleeding.")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True,
               help="Stream length; shorter data is repeated end to end, the state carrying across.")
 @click.option("--segments", type=click.IntRange(1), default=10, show_default=True,
@@ -422,7 +422,7 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 # -- train -----------------------------------------------------------------------------
 
 @cli.command()
-@click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy.")
+@click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy | pickupgesture | acsf1 | bleeding.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Train on a CSV instead: one row per timestep, with a header.")
 @click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label).")
