@@ -399,24 +399,31 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
                    "reference is lower.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of the error over stream position, one line per output (needs the plot extra).")
+@click.option("--max-replay-ratio", type=click.FloatRange(0), default=None,
+              help="Play the --steps stream twice end to end, state carried across, and exit 1 when the "
+                   "second pass's mean error exceeds RATIO x the first (drift; the project's target is 1.2).")
 def check(model, artifact, data, dataset, steps, segments, backend, json_path, max_abs_err, min_agreement,
-          plot_path):
+          plot_path, max_replay_ratio):
     """Accuracy of ARTIFACT against MODEL (the Keras model, or an .npz spec) over a long stream.
 
     Both see the same stream from a zero state; reports max/mean absolute error, its
     growth over the stream, and class agreement for classifiers. Exits 1 with a one-line
     reason when a threshold is broken.
     """
-    from edgelstm.check import check_thresholds, format_report, plot_errors, require_matplotlib, run_check
+    from edgelstm.check import (check_replay, check_thresholds, format_replay, format_report, plot_errors,
+                                require_matplotlib, run_check)
 
     if plot_path is not None:
         require_matplotlib()  # fail before the long part, not after
     report, err = run_check(model, artifact, data=data, dataset=dataset, steps=steps, segments=segments,
-                            backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True))
+                            backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True),
+                            replay=max_replay_ratio is not None)
     broken = check_thresholds(report, max_abs_err, min_agreement)
+    if max_replay_ratio is not None:
+        broken += check_replay(report, max_replay_ratio)
     if plot_path is not None:
         report["plot"] = str(plot_errors(err, report, plot_path))
-    _finish(report, format_report(report), json_path, broken)
+    _finish(report, format_report(report) + format_replay(report), json_path, broken)
 
 
 # -- train -----------------------------------------------------------------------------
