@@ -57,7 +57,7 @@ def replay_models(acsf1_data, tmp_path_factory):
             samples = None
             if q in tflite.INTEGER_GRAPH:
                 samples = tflite.representative_samples(spec, "step", None, data.x_train[:16],
-                                                        tflite.CELL_STATE_PERCENTILE.get(q))
+                                                        tflite.CALIBRATION_PERCENTILES.get(q))
             path = out / f"{cell}.{q}.tflite"
             path.write_bytes(tflite.build_in_process(spec, q, "step", None, samples))
             models[cell, q] = (reference_path, path)

@@ -159,7 +159,9 @@ def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
     assert size["dynamic"] <= 0.5 * size["float32"], size
     err = capfd.readouterr().err
     assert "m.int8.tflite: max |export - float|" in err and "class agreement" in err
-    assert "warning" not in err  # real calibration data was given
+    assert "no real calibration data" not in err  # real calibration data was given
+    # int8 LSTM missed the targets of benchmarks/quantization_accuracy.py: said once, on stderr.
+    assert err.count("warning: int8 LSTM missed the int8 targets") == 1, err
     side = json.loads(paths["int8"][1].read_text())
     assert side["quantize"] == "int8" and side["verification"]["sequences"] == 4
     assert side["calibration"]["synthetic"] is False
