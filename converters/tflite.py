@@ -55,10 +55,13 @@ CALIBRATION_SAMPLES = 400
 #: bounded like ``h`` (a few units integrate to |c| of 10-15 while most stay below 3)
 #: and crosses every step as int8, so its rounding step builds up along the stream;
 #: inputs can hold rare spikes (ACSF1: 12 standard deviations). Measured on LSTM(32)
-#: models (docs/quantization.md): the carried h error fell from 0.079 to 0.021 (ACSF1,
-#: 365 steps), the mean output error 1.3-3x. Beyond the range the runtime saturates the
-#: value. int16x8 keeps min/max (with ``extreme_samples``): 16 bits resolve the full range.
-CALIBRATION_PERCENTILES = {"int8": {"x": 99.9, "c": 99.0}}
+#: models (docs/quantization.md): ``c`` at p99 cut the carried h error from 0.079 to
+#: 0.021 (ACSF1, 365 steps) and the mean output error 1.3-3x. The input percentile is a
+#: compromise: p99.9 gained 3.7 points of int8 agreement on ACSF1 and lost 2.3 on
+#: PickupGesture (whose gestures are the spikes); p99.99 +3.4 / -0.6 (LSTM and GRU,
+#: 3 seeds). Beyond the range the runtime saturates the value. int16x8 keeps min/max
+#: (with ``extreme_samples``): 16 bits resolve the full range.
+CALIBRATION_PERCENTILES = {"int8": {"x": 99.99, "c": 99.0}}
 #: Layer kinds whose int8 export missed the accuracy targets in
 #: benchmarks/quantization_accuracy.py (README, "Quantization accuracy"): the export says
 #: so on stderr, so nobody ships that loss without knowing.
