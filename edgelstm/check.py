@@ -302,6 +302,11 @@ def plot_errors(err: np.ndarray, report: dict, path: str | Path) -> Path:
     if err.shape[1] <= 12:
         ax.legend(fontsize=8, loc="upper left", ncol=min(4, err.shape[1]))
     ax.grid(alpha=0.3)
+    return save_png(plt, fig, path)
+
+
+def save_png(plt, fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG and free it; an unwritable path is one line."""
     fig.tight_layout()
     try:
         fig.savefig(path, format="png")

@@ -428,14 +428,37 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 
 # -- train -----------------------------------------------------------------------------
 
+def _data_options(command):
+    """--dataset NAME | --csv FILE (--target, --task, --window): what `train` and `compare` learn from."""
+    options = [
+        click.option("--dataset", default=None,
+                     help="Bundled dataset: basicmotions | airline | toy | pickupgesture | acsf1 | bleeding."),
+        click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Learn from a CSV instead: one row per timestep, with a header."),
+        click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label)."),
+        click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
+                     show_default=True, help="CSV: forecast the target's next value, or classify each window."),
+        click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length."),
+    ]
+    for option in reversed(options):  # as if stacked as decorators, in this order
+        command = option(command)
+    return command
+
+
+def _training_data(dataset, csv_path, target, task, window):
+    from edgelstm import datasets, training
+
+    if (dataset is None) == (csv_path is None):
+        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
+    if csv_path is None:
+        return datasets.load(dataset)
+    if not target:
+        raise click.UsageError("--csv needs --target COLUMN")
+    return training.dataset_from_csv(csv_path, target, window, task)
+
+
 @cli.command()
-@click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy | pickupgesture | acsf1 | bleeding.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Train on a CSV instead: one row per timestep, with a header.")
-@click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label).")
-@click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
-              show_default=True, help="CSV: forecast the target's next value, or classify each window.")
-@click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length.")
+@_data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn"]), default="lstm", show_default=True,
               help="Recurrent cell.")
 @click.option("--units", type=click.IntRange(1), default=32, show_default=True, help="Units per recurrent layer.")
@@ -449,17 +472,10 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
               help="Directory (or .keras path) to write the model, report and calibration data to.")
 def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
     """Train a small LSTM / GRU / SimpleRNN and save a .keras model plus a report."""
-    from edgelstm import datasets, training
+    from edgelstm import training
     from edgelstm.keras_import import import_keras
 
-    if (dataset is None) == (csv_path is None):
-        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
-    if csv_path is not None:
-        if not target:
-            raise click.UsageError("--csv needs --target COLUMN")
-        data = training.dataset_from_csv(csv_path, target, window, task)
-    else:
-        data = datasets.load(dataset)
+    data = _training_data(dataset, csv_path, target, task, window)
     import_keras()  # in a lean install: one line naming the extra, before any progress bar
     cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
                                learning_rate=lr, seed=seed)
@@ -491,6 +507,59 @@ def demo(output_dir, epochs, units, json_path):
     click.echo(format_table(rows))
     if json_path:
         _write_json(str(json_path), rows)
+
+
+# -- compare ---------------------------------------------------------------------------
+
+@cli.command()
+@_data_options
+@click.option("--cells", default="simple_rnn,lstm,gru", show_default=True, help="Cells to compare, comma-separated.")
+@click.option("--units", type=click.IntRange(1), default=16, show_default=True,
+              help="Units per cell (with --match params: the LSTM whose parameter count every cell gets).")
+@click.option("--match", type=click.Choice(["units", "params"]), default="units", show_default=True,
+              help="units: every cell gets --units. params: every cell gets an LSTM(--units)'s parameter budget.")
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
+              help="Training runs per cell (seeds 0..K-1): accuracy and loss spread over them.")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Training epochs per run.")
+@click.option("--formats", default="tflite/float32,tflite/int8,onnx/float32",
+              show_default=True, help="Exports to size, FORMAT[/QUANTIZE] comma-separated; tflite/float32 is "
+                                      "always made (the latency column runs it).")
+@click.option("--lengths", default="10,50,200", show_default=True,
+              help="Delayed-recall task lengths in steps (empty: skip the task).")
+@click.option("--memory-epochs", type=click.IntRange(1), default=10, show_default=True,
+              help="Training epochs per delayed-recall model.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the trained models and exports here (default: a temporary directory, removed).")
+@click.option("--json", "json_path", default=None, help="Write every figure to FILE as JSON (- for stdout).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG: accuracy against step latency, and against delayed-recall length.")
+def compare(dataset, csv_path, target, task, window, cells, units, match, seeds, epochs, formats, lengths,
+            memory_epochs, output_dir, json_path, plot_path):
+    """SimpleRNN vs LSTM vs GRU on your data and this machine: one table, a row per cell.
+
+    Trains each cell as `edgelstm train` does, exports it, and measures structure,
+    accuracy over seeds, training stability, step latency, file sizes, int8 loss and
+    memory on a built-in delayed-recall task.
+    """
+    import tempfile
+
+    from edgelstm import compare as cmp
+    from edgelstm.keras_import import import_keras
+
+    cfg = cmp.CompareConfig(cells=cmp.parse_cells(cells), units=units, match=match, seeds=seeds, epochs=epochs,
+                            formats=cmp.parse_formats(formats), lengths=cmp.parse_lengths(lengths),
+                            memory_epochs=memory_epochs)
+    data = _training_data(dataset, csv_path, target, task, window)
+    if plot_path is not None:
+        from edgelstm.check import require_matplotlib
+
+        require_matplotlib()  # fail before the long part, not after
+    import_keras()
+    with tempfile.TemporaryDirectory(prefix="edgelstm-compare-") as tmp:
+        result = cmp.run_compare(data, cfg, output_dir or tmp, echo=lambda m: click.echo(m, err=True))
+    if plot_path is not None:
+        result["plot"] = str(cmp.plot(result, plot_path))
+    _finish(result, [cmp.format_table(result)], json_path, [])
 
 
 if __name__ == "__main__":  # pragma: no cover

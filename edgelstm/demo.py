@@ -43,12 +43,12 @@ def available_targets() -> list[tuple[str, str]]:
     return out
 
 
-def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS) -> float:
+def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS, backend: str = "auto") -> float:
     """Median microseconds per step of one stream through the runtime."""
     from edgelstm.latency import summarize, time_steps
     from edgelstm.runtime import load
 
-    model = load(path)
+    model = load(path, backend=backend)
     rows = np.resize(sequence, (steps, sequence.shape[-1])).astype(np.float32)
     time_steps(model, rows[:20])  # warm-up
     return summarize(time_steps(model, rows))["p50_us"]
