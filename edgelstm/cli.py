@@ -384,7 +384,9 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
               help="Inputs: a CSV (one row per timestep, feature columns, header optional) streamed in order, "
                    "or .npz/.npy sequences laid end to end. Default: the data recorded with MODEL by "
                    "`edgelstm train`, else its bundled dataset.")
-@click.option("--dataset", default=None, help="A bundled dataset's held-out sequences: basicmotions | airline | toy | pickupgesture | acsf1 | bleeding.")
+@click.option("--dataset", default=None,
+              help="A bundled dataset's held-out sequences: basicmotions | airline | toy | pickupgesture | acsf1 | "
+                   "bleeding.")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True,
               help="Stream length; shorter data is repeated end to end, the state carrying across.")
 @click.option("--segments", type=click.IntRange(1), default=10, show_default=True,
