@@ -24,6 +24,8 @@ from edgelstm.runtime.ranges import range_line
 
 DEFAULT_STEPS = 2000
 DEFAULT_SEGMENTS = 10
+#: The replay target: the second pass's mean error at most this multiple of the first's.
+REPLAY_MAX_RATIO = 1.2
 RECURRENT_CLASSES = ("LSTM", "GRU", "SimpleRNN")
 
 
@@ -167,11 +169,12 @@ def _batched(fn, pieces: list[np.ndarray]) -> np.ndarray:
 
 def run_check(model_path: Path, artifact: Path, data: Path | None = None, dataset: str | None = None,
               steps: int = DEFAULT_STEPS, segments: int = DEFAULT_SEGMENTS, backend: str = "auto",
-              warn=None, reset_every: int | str | None = None) -> tuple[dict, np.ndarray]:
+              warn=None, reset_every: int | str | None = None, replay: bool = False) -> tuple[dict, np.ndarray]:
     """Stream the data through both; returns (report, absolute errors (T, outputs)).
 
     ``reset_every``: both start from a zero state again every N steps (``"window"``: the
-    model's own window length), the way a windowed model is used; default: never.
+    model's own window length), the way a windowed model is used; default: never. ``replay``: the stream
+    is played twice end to end with the state carried across (see ``replay_drift``).
     """
     from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
     from edgelstm.runtime import load, reference
@@ -185,6 +188,11 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
     if synthetic and warn is not None:
         warn("no real data (give --data or --dataset); streaming synthetic inputs")
     stream = long_stream(sequences, steps)
+    if replay:
+        if reset_every:
+            raise UserError("--max-replay-ratio carries the state across the replay; it cannot be combined "
+                            "with --reset-every")
+        stream = replay_stream(stream)
     if reset_every == "window":
         if not spec.seq_len:
             raise UserError("--reset-every window: the model does not record its window length; give a number")
@@ -212,6 +220,8 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         want = _batched(lambda xs: reference.run_sequence(spec, xs)[0], pieces)
         ref_name = "numpy reference"
     report = compare(want, got, spec.task, segments)
+    if replay:
+        report["replay"] = replay_drift(np.abs(got.astype(np.float64) - want.astype(np.float64)))
     report.update({
         "model": str(model_path), "artifact": str(artifact), "reference": ref_name,
         "backend": model.backend.name, "format": model.description.get("format"),
@@ -223,6 +233,55 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         "reset_every": int(reset_every) if reset_every else None,
     })
     return report, np.abs(got.astype(np.float64) - want.astype(np.float64))
+
+
+# -- replay: drift that is not the signal's own amplitude ---------------------------------
+
+def replay_stream(stream: np.ndarray) -> np.ndarray:
+    """``stream`` twice end to end: the second pass sees exactly the inputs of the first."""
+    return np.concatenate([stream, stream])
+
+
+def replay_drift(err: np.ndarray) -> dict:
+    """Mean error of the second pass of a replayed stream against the first.
+
+    ``err``: (2T, outputs) absolute errors of ``replay_stream`` output. Error per segment
+    of one pass rises and falls with the signal (a loud stretch has larger quantization
+    error), so its slope confounds drift with amplitude. Replaying the same inputs with
+    the state carried across removes the signal from the comparison: without drift the
+    second pass has the first pass's error (ratio ~1); state error that builds up shows
+    as a ratio above 1. A first pass without error counts as ratio 1 only if the second
+    has none either.
+    """
+    half = len(err) // 2
+    first, second = float(err[:half].mean()), float(err[half:].mean())
+    if not (np.isfinite(first) and np.isfinite(second)):
+        ratio = float("nan")
+    elif first > 0:
+        ratio = second / first
+    else:
+        ratio = 1.0 if second == 0 else float("inf")
+    return {"steps_per_pass": int(half), "first_pass_mean_abs_err": first,
+            "second_pass_mean_abs_err": second, "ratio": ratio}
+
+
+def check_replay(report: dict, max_ratio: float) -> list[str]:
+    """The replay threshold: NaN and inf fail, like every threshold."""
+    replay = report["replay"]
+    ok = bool(np.isfinite(replay["ratio"]) and replay["ratio"] <= max_ratio)
+    replay.update({"max_ratio": max_ratio, "ok": ok})
+    if ok:
+        return []
+    return [f"replay: second-pass mean error is {replay['ratio']:.3g}x the first, above --max-replay-ratio "
+            f"{max_ratio:g}"]
+
+
+def format_replay(report: dict) -> list[str]:
+    r = report.get("replay")
+    if r is None:
+        return []
+    return [f"  replay     {r['steps_per_pass']} steps played twice, state carried: mean error "
+            f"{r['first_pass_mean_abs_err']:.3g} then {r['second_pass_mean_abs_err']:.3g} ({r['ratio']:.3f}x)"]
 
 
 def check_thresholds(report: dict, max_abs_err: float | None, min_agreement: float | None) -> list[str]:

@@ -422,7 +422,9 @@ def _warn_range(summary: dict | None, prefix: str = "") -> None:
               help="Inputs: a CSV (one row per timestep, feature columns, header optional) streamed in order, "
                    "or .npz/.npy sequences laid end to end. Default: the data recorded with MODEL by "
                    "`edgelstm train`, else its bundled dataset.")
-@click.option("--dataset", default=None, help="A bundled dataset's held-out sequences: basicmotions | airline | toy.")
+@click.option("--dataset", default=None,
+              help="A bundled dataset's held-out sequences: basicmotions | airline | toy | pickupgesture | acsf1 | "
+                   "bleeding.")
 @click.option("--steps", type=click.IntRange(1), default=2000, show_default=True,
               help="Stream length; shorter data is repeated end to end, the state carrying across.")
 @click.option("--segments", type=click.IntRange(1), default=10, show_default=True,
@@ -440,15 +442,19 @@ def _warn_range(summary: dict | None, prefix: str = "") -> None:
 @click.option("--reset-every", default=None, metavar="N|window",
               help="Start both from a zero state again every N steps ('window': the model's own window "
                    "length), the way a windowed model is used. Default: one unbroken stream.")
+@click.option("--max-replay-ratio", type=click.FloatRange(0), default=None,
+              help="Play the --steps stream twice end to end, state carried across, and exit 1 when the "
+                   "second pass's mean error exceeds RATIO x the first (drift; the project's target is 1.2).")
 def check(model, artifact, data, dataset, steps, segments, backend, json_path, max_abs_err, min_agreement,
-          plot_path, reset_every):
+          plot_path, reset_every, max_replay_ratio):
     """Accuracy of ARTIFACT against MODEL (the Keras model, or an .npz spec) over a long stream.
 
     Both see the same stream from a zero state; reports max/mean absolute error, its
     growth over the stream, and class agreement for classifiers. Exits 1 with a one-line
     reason when a threshold is broken.
     """
-    from edgelstm.check import check_thresholds, format_report, plot_errors, require_matplotlib, run_check
+    from edgelstm.check import (check_replay, check_thresholds, format_replay, format_report, plot_errors,
+                                require_matplotlib, run_check)
 
     if plot_path is not None:
         require_matplotlib()  # fail before the long part, not after
@@ -456,11 +462,13 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
         raise UserError(f"--reset-every takes a positive number of steps or 'window', not {reset_every!r}")
     report, err = run_check(model, artifact, data=data, dataset=dataset, steps=steps, segments=segments,
                             backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True),
-                            reset_every=reset_every)
+                            reset_every=reset_every, replay=max_replay_ratio is not None)
     broken = check_thresholds(report, max_abs_err, min_agreement)
+    if max_replay_ratio is not None:
+        broken += check_replay(report, max_replay_ratio)
     if plot_path is not None:
         report["plot"] = str(plot_errors(err, report, plot_path))
-    _finish(report, format_report(report), json_path, broken)
+    _finish(report, format_report(report) + format_replay(report), json_path, broken)
 
 
 # -- train -----------------------------------------------------------------------------
@@ -468,7 +476,8 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 def _data_options(command):
     """--dataset NAME | --csv FILE (--target, --task, --window): what `train` and `compare` learn from."""
     options = [
-        click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy."),
+        click.option("--dataset", default=None,
+                     help="Bundled dataset: basicmotions | airline | toy | pickupgesture | acsf1 | bleeding."),
         click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                      help="Learn from a CSV instead: one row per timestep, with a header."),
         click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label)."),

@@ -160,7 +160,8 @@ def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
     err = capfd.readouterr().err
     assert "m.int8.tflite: max |export - float|" in err and "class agreement" in err
     assert "no real calibration data" not in err  # real calibration data was given
-    # (a "class agreement ... int16x8" warning may appear: this random LSTM(64) is a poor int8 case)
+    # int8 LSTM missed the targets of benchmarks/quantization_accuracy.py: said once, on stderr.
+    assert err.count("warning: int8 LSTM missed the int8 targets") == 1, err
     side = json.loads(paths["int8"][1].read_text())
     assert side["quantize"] == "int8" and side["verification"]["sequences"] == 4
     assert side["calibration"]["synthetic"] is False

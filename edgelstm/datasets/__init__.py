@@ -15,7 +15,10 @@ import numpy as np
 
 from edgelstm.errors import UserError
 
-NAMES = ("basicmotions", "airline", "toy")
+#: The names ``load`` takes. pickupgesture, acsf1 and bleeding are the harder ones the
+#: quantization benchmark uses: variable-length gestures, long power streams, a
+#: physiological signal to forecast.
+NAMES = ("basicmotions", "airline", "toy", "pickupgesture", "acsf1", "bleeding")
 
 
 @dataclass
@@ -43,7 +46,9 @@ class Dataset:
 
 def load(name: str) -> Dataset:
     key = name.lower().replace("-", "").replace("_", "")
-    loaders = {"basicmotions": basicmotions, "airline": airline, "toy": toy}
+    loaders = {"basicmotions": basicmotions, "airline": airline, "toy": toy,
+               "pickupgesture": pickup_gesture, "pickupgesturewiimotez": pickup_gesture,
+               "acsf1": acsf1, "bleeding": bleeding, "internalbleeding16": bleeding}
     if key not in loaders:
         raise UserError(f"unknown dataset {name!r}; bundled datasets: {', '.join(NAMES)}")
     return loaders[key]()
@@ -54,7 +59,12 @@ def _data_file(name: str):
 
 
 def _read_ts(name: str) -> tuple[np.ndarray, list[str], list[str]]:
-    """A multivariate .ts file (UEA/UCR format): (cases, T, dims) and labels."""
+    """A .ts file (UEA/UCR format): (cases, T, dims) and labels.
+
+    Variable-length cases (``@equalLength false``) are front-padded with each case's
+    first value to the longest one: the sensor resting before the recording starts, so
+    the end of every case, where a streaming classifier is read, is the real data.
+    """
     with gzip.open(_data_file(name).open("rb"), "rt") as fh:
         lines = fh.read().splitlines()
     class_names: list[str] = []
@@ -70,24 +80,77 @@ def _read_ts(name: str) -> tuple[np.ndarray, list[str], list[str]]:
             in_data = line.lower() == "@data"
             continue
         *dims, label = line.split(":")
-        cases.append([[float(v) for v in d.split(",")] for d in dims])
+        cases.append(np.array([[float(v) for v in d.split(",")] for d in dims], np.float32).T)
         labels.append(label)
-    x = np.asarray(cases, np.float32).transpose(0, 2, 1)  # (cases, T, dims)
-    return x, labels, class_names
+    longest = max(len(c) for c in cases)
+    x = np.stack([np.concatenate([np.repeat(c[:1], longest - len(c), 0), c]) for c in cases])
+    return x, labels, class_names  # (cases, T, dims)
+
+
+def _classification(name: str, stem: str, **info) -> Dataset:
+    x_tr, l_tr, names = _read_ts(f"{stem}_TRAIN.ts.gz")
+    x_te, l_te, _ = _read_ts(f"{stem}_TEST.ts.gz")
+    if x_te.shape[1] != x_tr.shape[1]:  # variable length: pad both splits to one length
+        longest = max(x_tr.shape[1], x_te.shape[1])
+        x_tr, x_te = (np.concatenate([np.repeat(x[:, :1], longest - x.shape[1], 1), x], 1) for x in (x_tr, x_te))
+    index = {n: i for i, n in enumerate(names)}
+    return Dataset(name=name, task="classification",
+                   x_train=x_tr, y_train=np.array([index[v] for v in l_tr]),
+                   x_test=x_te, y_test=np.array([index[v] for v in l_te]),
+                   class_names=names, **info)
 
 
 def basicmotions() -> Dataset:
-    x_tr, l_tr, names = _read_ts("BasicMotions_TRAIN.ts.gz")
-    x_te, l_te, _ = _read_ts("BasicMotions_TEST.ts.gz")
-    index = {n: i for i, n in enumerate(names)}
-    return Dataset(
-        name="basicmotions",
-        task="classification",
-        x_train=x_tr, y_train=np.array([index[v] for v in l_tr]),
-        x_test=x_te, y_test=np.array([index[v] for v in l_te]),
-        class_names=names,
+    return _classification(
+        "basicmotions", "BasicMotions",
         feature_names=["acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z"],
         description="smartwatch accelerometer + gyroscope, 10 Hz x 10 s, 4 activities (UEA BasicMotions)",
+    )
+
+
+def pickup_gesture() -> Dataset:
+    """Wiimote z-acceleration of 10 gestures, 29-361 steps each (front-padded to 361)."""
+    return _classification(
+        "pickupgesture", "PickupGestureWiimoteZ", feature_names=["acc_z"],
+        description="Wiimote z-axis acceleration, 10 gestures, variable length 29-361 steps "
+                    "(front-padded with the resting value) (UCR PickupGestureWiimoteZ)",
+    )
+
+
+def acsf1() -> Dataset:
+    """Power consumption of 10 appliance types, one day each (365 steps after 4x averaging)."""
+    return _classification(
+        "acsf1", "ACSF1", feature_names=["power"],
+        description="appliance power consumption, 10 appliance types, 365 steps "
+                    "(1460 averaged 4 to 1) per recording (UCR ACSF1)",
+    )
+
+
+def bleeding_series() -> np.ndarray:
+    with gzip.open(_data_file("InternalBleeding16.csv.gz").open("rb"), "rt") as fh:
+        rows = list(csv.DictReader(fh))
+    return np.array([float(r["value"]) for r in rows], np.float32)
+
+
+def bleeding(seq_len: int = 64, horizon: int = 10, stride: int = 8) -> Dataset:
+    """Forecast a physiological signal (UCR anomaly archive, InternalBleeding16) ``horizon``
+    steps ahead from the last ``seq_len``. Windows start every ``stride`` steps; the first
+    4000 values train, the rest (which holds the archive's marked anomaly) is held out."""
+    series = bleeding_series()
+    split = 4000
+
+    def cut(part: np.ndarray):
+        starts = range(0, len(part) - seq_len - horizon + 1, stride)
+        x = np.stack([part[s:s + seq_len] for s in starts])[..., None]
+        y = np.array([part[s + seq_len + horizon - 1] for s in starts], np.float32)[:, None]
+        return x.astype(np.float32), y
+
+    (x_tr, y_tr), (x_te, y_te) = cut(series[:split]), cut(series[split:])
+    return Dataset(
+        name="bleeding", task="regression", x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
+        feature_names=["value"],
+        description=f"physiological signal (UCR anomaly archive InternalBleeding16); forecast the value "
+                    f"{horizon} steps ahead from the last {seq_len}",
     )
 
 
