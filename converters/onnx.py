@@ -1,7 +1,7 @@
 """ModelSpec -> ONNX, with the standard ``LSTM`` / ``GRU`` / ``RNN`` operators.
 
 Built node by node with ``onnx.helper`` from the spec (no tf2onnx: it turns Keras 3
-recurrent layers into ``Loop`` graphs, see PITFALLS.md). One small function per layer
+recurrent layers into ``Loop`` graphs, see docs/toolchain.md). One small function per layer
 kind, found through ``LAYERS``.
 
 Inside the graph every tensor between layers is time-major ``[T, batch, features]``,

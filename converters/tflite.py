@@ -2,7 +2,7 @@
 
 The graph is built from primitive ops (``tflite_graph``), never from the Keras layer,
 and the TFLite converter runs in a child process (``tflite_child``): it has segfaulted
-on recurrent graphs before (PITFALLS.md), and a crash or hang must become one
+on recurrent graphs before (docs/toolchain.md), and a crash or hang must become one
 ``UserError`` line, not a dead CLI. ``convert_in_process`` is the same conversion
 without the child, for tests and callers that accept the risk.
 

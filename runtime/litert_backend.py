@@ -26,7 +26,7 @@ def _interpreter_class():
         from ai_edge_litert.interpreter import Interpreter
         return Interpreter
     except ImportError as first:
-        try:  # frozen at 2.14 and broken with numpy 2 (PITFALLS.md): accept only if it works
+        try:  # frozen at 2.14 and broken with numpy 2 (docs/toolchain.md): accept only if it works
             from tflite_runtime.interpreter import Interpreter
             return Interpreter
         except Exception:
