@@ -8,6 +8,7 @@ lean on-device install (numpy + click + one engine) runs ``run``, ``info`` and
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -330,8 +331,22 @@ def _progress_factory():
     return lambda length, label: click.progressbar(length=length, label=label, file=sys.stderr)
 
 
+def _strict_json(value):
+    """``value`` with every NaN / inf float as null: strict JSON, which every parser reads
+    (Python's bare ``NaN`` is not JSON). The human report says what the figure was."""
+    if getattr(value, "ndim", None) == 0:  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
+
+
 def _write_json(path: str, data: dict) -> None:
-    text = json.dumps(data, indent=2, default=str) + "\n"
+    text = json.dumps(_strict_json(data), indent=2, default=str, allow_nan=False) + "\n"
     if path == "-":
         click.echo(text, nl=False)
         return

@@ -195,3 +195,20 @@ def npz_three(tmp_path_factory):
     assert spec.input_size == 3
     path = export(spec, "npz", tmp_path_factory.mktemp("three"), ExportOptions(basename="three"))[0]
     return path, spec
+
+
+def test_json_reports_are_strict_json_with_nan_as_null(tmp_path):
+    """A --json report is read by machines: NaN / inf become null, never a bare NaN token."""
+    import numpy as np
+
+    from edgelstm.cli import _write_json
+
+    path = tmp_path / "r.json"
+    _write_json(str(path), {"err": float("nan"), "p99": [1.5, float("inf")], "n": np.float32("-inf"),
+                            "ok": np.float64(2.0), "nested": {"x": np.float32(np.nan)}})
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    data = json.loads(path.read_text(), parse_constant=refuse)
+    assert data == {"err": None, "p99": [1.5, None], "n": None, "ok": 2.0, "nested": {"x": None}}
