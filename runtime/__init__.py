@@ -100,5 +100,5 @@ def _construct(name: str, cls, path: Path, threads, streams):
 
 
 def load(path: str | Path, backend: str = "auto", streams: int = 1, threads: int | None = None) -> StatefulModel:
-    """Load an exported artifact (.npz, .tflite, .onnx) as a StatefulModel."""
+    """Load an exported artifact (.npz, .tflite, .onnx, .c) as a StatefulModel."""
     return StatefulModel(open_backend(path, backend, threads=threads, streams=streams), streams=streams)
