@@ -458,3 +458,17 @@ def test_int8_agrees_with_float_on_basicmotions(tmp_path):
     path = export(spec, "c", tmp_path, options)[0]
     result = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend="native")
     assert result["agreement"] >= INT8_MIN_AGREEMENT, result
+
+
+def test_cli_check_against_keras_with_native_backend(exported, keras_file, tmp_path):
+    """`edgelstm check` streams the C model (compiled here) beside Keras itself."""
+    case_id = "gru-last-bias-1x-softmax"
+    xs = zoo.inputs(case_id)[1][0, :300]
+    data = tmp_path / "data.csv"
+    np.savetxt(data, xs, delimiter=",", fmt="%.8f")
+    report_path = tmp_path / "report.json"
+    result = invoke("check", keras_file(case_id), exported(case_id), "--backend", "native", "--data", data,
+                    "--steps", 300, "--max-abs-err", FLOAT_TOL, "--json", report_path)
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["reference"] == "keras" and report["max_abs_err"] <= FLOAT_TOL
