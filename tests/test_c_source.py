@@ -472,3 +472,20 @@ def test_cli_check_against_keras_with_native_backend(exported, keras_file, tmp_p
     assert result.exit_code == 0, result.output
     report = json.loads(report_path.read_text())
     assert report["reference"] == "keras" and report["max_abs_err"] <= FLOAT_TOL
+
+
+def test_backend_run_checks_shapes_before_the_c_code(exported):
+    """The C code trusts its pointers: every shape is checked before the call, also when a
+    state array this backend returned is passed back with another number of streams."""
+    backend = runtime.load(exported("lstm-last-bias-1x-none"), streams=2).backend
+    x = np.zeros((2, 3), np.float32)
+    state = {n: np.zeros((2, s), np.float32) for n, s in backend.state_sizes}
+    _, new = backend.run(x, state)
+    with pytest.raises(UserError, match="expected"):
+        backend.run(np.zeros((3, 3), np.float32), new)
+    with pytest.raises(UserError, match="expected"):
+        backend.run(np.zeros((2, 4), np.float32), new)
+    with pytest.raises(UserError, match="expected"):
+        backend.run(np.zeros((2, 1), np.float32), new)  # would broadcast
+    y, _ = backend.run(np.zeros((1, 3), np.float32), {n: v[:1] for n, v in new.items()})
+    assert y.shape == (1, backend.output_size)
