@@ -489,3 +489,28 @@ def test_backend_run_checks_shapes_before_the_c_code(exported):
         backend.run(np.zeros((2, 1), np.float32), new)  # would broadcast
     y, _ = backend.run(np.zeros((1, 3), np.float32), {n: v[:1] for n, v in new.items()})
     assert y.shape == (1, backend.output_size)
+
+
+def test_damaged_c_files_are_one_line_errors(exported, tmp_path, native_cache):
+    """Truncated files, a damaged description, binary junk: `run`, `info` and `profile`
+    each answer with one error line and exit 2, and nothing gets compiled."""
+    path, name = _copy(exported, "gru-last-bias-1x-none", tmp_path)
+    text = path.read_bytes()
+    code, _, desc = text.partition(b"/* edgelstm-description\n")
+    variants = {
+        "truncated-code": text[: len(text) // 3],
+        "truncated-description": text[: len(code) + len(desc) // 2],
+        "description-not-json": code + b"/* edgelstm-description\n{not json\n*/\n",
+        "description-of-another-file": code + b"/* edgelstm-description\n" + desc.replace(b'"m_gru', b'"x_gru'),
+        "binary": bytes(range(256)) * 8,
+        "empty": b"",
+    }
+    before = set(native_cache.iterdir())
+    for label, data in variants.items():
+        path.write_bytes(data)
+        for args in (["run", path], ["info", path], ["profile", path, "--steps", 10]):
+            result = CliRunner().invoke(cli, [str(a) for a in args], input="0.1,0.2,0.3\n")
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (label, args,
+                                                                                               result.output)
+    assert set(native_cache.iterdir()) == before
