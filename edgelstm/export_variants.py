@@ -92,6 +92,10 @@ def export_variants(spec, model_path: Path, todo: list[tuple[str, str]], out_dir
     x_held, y_held = data.heldout
     for fmt, quantize in todo:
         basename = name if name and len(todo) == 1 else artifact_basename(name or Path(model_path).stem, quantize, mode)
+        if fmt == "c" and basename != name:  # a derived name is also the C prefix: make it an identifier
+            from edgelstm.converters.c_source import c_identifier
+
+            basename = c_identifier(basename)
         if data.synthetic:
             source = "synthetic inputs"
         elif quantize in CALIBRATED:

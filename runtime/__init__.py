@@ -26,6 +26,7 @@ BACKENDS = {
     "litert": ("edgelstm.runtime.litert_backend", "LiteRTBackend", (".tflite",), "litert"),
     "tflm": ("edgelstm.runtime.tflm_backend", "TFLMBackend", (".tflite",), "tflm"),
     "onnxruntime": ("edgelstm.runtime.onnxruntime_backend", "OnnxRuntimeBackend", (".onnx",), "onnxruntime"),
+    "native": ("edgelstm.runtime.native_backend", "NativeBackend", (".c",), None),
 }
 
 
@@ -66,7 +67,7 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int | None = 
     if backend == "auto":
         candidates = [n for n, (_, _, sfx, _) in BACKENDS.items() if suffix in sfx]
         if not candidates:
-            raise UserError(f"{path}: unknown artifact type {suffix!r} (expected .npz, .tflite or .onnx)")
+            raise UserError(f"{path}: unknown artifact type {suffix!r} (expected .npz, .tflite, .onnx or .c)")
         errors = []
         for name in candidates:
             try:
@@ -102,7 +103,7 @@ def _construct(name: str, cls, path: Path, threads, streams):
 
 def load(path: str | Path, backend: str = "auto", streams: int = 1, threads: int | None = None,
          on_range=None) -> StatefulModel:
-    """Load an exported artifact (.npz, .tflite, .onnx) as a StatefulModel.
+    """Load an exported artifact (.npz, .tflite, .onnx, .c) as a StatefulModel.
 
     ``on_range(summary)``: called once when a quantized model first sees an input outside
     its calibrated range (or pins an output); default: a ``CalibrationRangeWarning``.
