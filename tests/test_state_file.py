@@ -241,6 +241,35 @@ def test_kill_between_checkpoints_keeps_last_checkpoint(tmp_path):
     _assert_saved_then_resumes(path, state, rows, done=20)
 
 
+def test_sigterm_saves_every_row_streamed(tmp_path):
+    """SIGTERM (systemctl stop, a reboot) after 25 rows, between checkpoints every 10,
+    while the run waits for its next row: it exits 143 and the file holds the state after
+    row 25, so a service resumes exactly."""
+    path = exports.artifact(CASE, "numpy")
+    rows = stream_rows(CASE, 60)
+    text = csv_text(rows).splitlines(keepends=True)
+    state = tmp_path / "state.npz"
+    proc = subprocess.Popen(EDGELSTM + ["run", str(path), "--stream-column", "sensor", "--state-file", str(state),
+                                        "--checkpoint-every", "10"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.stdin.write(text[0])  # header
+        for line in text[1:26]:
+            proc.stdin.write(line)
+            proc.stdin.flush()
+            proc.stdout.readline()
+        proc.stdout.readline()  # row 25's output: it is done, and the run is reading row 26
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
+    assert proc.returncode == 128 + signal.SIGTERM
+    _assert_saved_then_resumes(path, state, rows, done=25)
+
+
 def _assert_saved_then_resumes(path, state, rows, done):
     """The state file holds exactly the state after ``done`` rows, and a run resumed from
     it gives the outputs an uninterrupted run gives from there."""
