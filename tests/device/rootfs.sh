@@ -16,7 +16,7 @@ SUITE=bookworm
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # python3-venv brings ensurepip (pip itself); gcc + libc6-dev build C exports on the board;
 # python3-numpy is the armhf numpy (PyPI has no armv7 numpy wheels; see docs/raspberry-pi.md).
-INCLUDE="python3,python3-venv,gcc,libc6-dev,ca-certificates"
+INCLUDE="python3,python3-venv,gcc,libc6-dev"
 [ "$ARCH" = armhf ] && INCLUDE="$INCLUDE,python3-numpy"
 KEY="$SUITE $ARCH minbase $INCLUDE"
 ROOT="$CACHE/$SUITE-$ARCH"
