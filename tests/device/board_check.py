@@ -69,6 +69,7 @@ CACHE = Path(os.environ.get("EDGELSTM_DEVICE_CACHE", "/var/cache/edgelstm-device
 PY_TAG = f"{sys.version_info.major}{sys.version_info.minor}"
 #: the ExecStart of docs/edgelstm.service names this file
 SERVICE_ARTIFACT = "model.tflite"
+SERVICE_RUN = "litert-float32"  # the planned run whose artifact the service streams
 
 
 @dataclass
@@ -198,6 +199,12 @@ class Planned:
     tol: float
     tol_name: str
     extra_check: tuple[np.ndarray, float, str] | None = None  # (other reference, tol, its name)
+    files: list[Path] = field(default_factory=list)  # what the exporter wrote: the artifact first
+
+    @property
+    def on_board(self) -> str:
+        """The artifact's path in the check directory, beside the files exported with it."""
+        return f"artifacts/{self.name}/{self.artifact.name}"
 
 
 def export_artifacts(work: Path, backends: set[str]) -> tuple[list[Planned], np.ndarray]:
@@ -223,14 +230,15 @@ def export_artifacts(work: Path, backends: set[str]) -> tuple[list[Planned], np.
             options = ExportOptions(quantize=quantize, basename=f"{CASE}.{quantize}")
             if quantize != "float32":
                 options.calibration = calib
-            path = export(spec, fmt, out, options)[0]
             name = f"{backend}-{quantize}"
+            files = export(spec, fmt, out / name, options)
+            path = files[0]
             if quantize == "float32":
-                planned.append(Planned(name, path, backend, ref, FLOAT_TOL, "FLOAT_TOL"))
+                planned.append(Planned(name, path, backend, ref, FLOAT_TOL, "FLOAT_TOL", files=files))
             else:  # the host's own engine on the same file is the reference for the integer kernels
                 host = np.asarray(load(path, backend=backend).run(rows))
                 planned.append(Planned(name, path, backend, host, INT8_ARCH_TOL, "INT8_ARCH_TOL",
-                                       (ref, INT8_REF_TOL, "INT8_REF_TOL")))
+                                       (ref, INT8_REF_TOL, "INT8_REF_TOL"), files=files))
     return planned, rows
 
 
@@ -285,7 +293,7 @@ def max_err(got: np.ndarray, want: np.ndarray) -> float:
     return float(err.max()) if np.isfinite(err).all() else math.inf  # NaN / inf is a failure
 
 
-def judge(board: Board, planned: list[Planned], results: dict, rows_in: np.ndarray) -> list[str]:
+def judge(board: Board, planned: list[Planned], results: dict) -> list[str]:
     """Problems found (empty: the board gives the host's answers). Prints one line per check."""
     problems = []
     if results.get("machine") != board.machine:
@@ -355,7 +363,7 @@ def judge_service(results: dict, planned: list[Planned]) -> list[str]:
     if second["code"] != 0 or f"({SERVICE_ROWS_FIRST} rows seen)" not in second["stderr"]:
         problems.append(f"service restart: exit {second['code']}, did not resume from the state file: "
                         f"{second['stderr'][-500:]}")
-    item = next(p for p in planned if p.name == f"litert-float32")
+    item = next(p for p in planned if p.name == SERVICE_RUN)
     whole = results["runs"][item.name]["run"]["stdout"]
     width = item.want.shape[1]
     split_lines = [ln for ln in svc["predictions"].splitlines() if not ln.startswith("p_")]
@@ -370,24 +378,27 @@ def judge_service(results: dict, planned: list[Planned]) -> list[str]:
     return problems
 
 
-def check_board(board: Board, root: Path, work: Path, planned_all: list[Planned], rows: np.ndarray,
+def check_board(board: Board, root: Path, planned_all: list[Planned], rows: np.ndarray,
                 wheel: Path, backends: list[str]) -> tuple[list[str], dict]:
     check_dir = root / "srv" / "edgelstm-check"
     shutil.rmtree(check_dir, ignore_errors=True)
     (check_dir / "out").mkdir(parents=True)
     requirement = download_wheels(board, backends, wheel, check_dir / "wheels")
     planned = [p for p in planned_all if p.backend in backends]
-    for item in planned:
-        shutil.copy2(item.artifact, check_dir / f"{item.name}{item.artifact.suffix}")
+    for item in planned:  # with its .json (and a C export's header), as a user copies them
+        dest = check_dir / item.on_board
+        dest.parent.mkdir(parents=True)
+        for path in item.files:
+            shutil.copy2(path, dest.parent / path.name)
     np.savetxt(check_dir / "input.csv", rows, delimiter=",", fmt="%.8f")
     plan = {"venv": "/opt/edgelstm", "system_site_packages": board.debian_numpy, "requirement": requirement,
             "debian_packages": ["python3-numpy"] if board.debian_numpy else [], "input": "input.csv",
             "profile_steps": PROFILE_STEPS,
-            "runs": [{"name": p.name, "artifact": f"{p.name}{p.artifact.suffix}", "backend": p.backend}
-                     for p in planned]}
+            "runs": [{"name": p.name, "artifact": p.on_board, "backend": p.backend} for p in planned]}
     if board.service:
+        service_item = next(p for p in planned if p.name == SERVICE_RUN)
         shutil.copy2(REPO / "docs" / "edgelstm.service", check_dir / "edgelstm.service")
-        plan["service"] = {"unit": "edgelstm.service", "artifact": "litert-float32.tflite",
+        plan["service"] = {"unit": "edgelstm.service", "artifact": service_item.on_board,
                            "installed_as": SERVICE_ARTIFACT, "rows_first": SERVICE_ROWS_FIRST}
     shutil.copy2(HERE / "on_board.py", check_dir / "on_board.py")
     (check_dir / "plan.json").write_text(json.dumps(plan, indent=1))
@@ -421,7 +432,7 @@ def main(argv=None) -> int:
                                  + "; ".join(b.skipped.get(e, e) for e in missing))
         planned_all, rows = export_artifacts(work, set().union(*per_board.values()))
         with ThreadPoolExecutor(len(boards)) as pool:
-            jobs = {b.arch: pool.submit(check_board, b, roots[b.arch], work, planned_all, rows, wheel,
+            jobs = {b.arch: pool.submit(check_board, b, roots[b.arch], planned_all, rows, wheel,
                                         per_board[b.arch]) for b in boards}
             outcomes = {arch: job.result() for arch, job in jobs.items()}
         failed = False
@@ -438,7 +449,7 @@ def main(argv=None) -> int:
                 log(f"  {note}")
             for backend, why in b.skipped.items():
                 log(f"  skipped {backend}: {why}")
-            problems = judge(b, planned, results, rows)
+            problems = judge(b, planned, results)
             log(f"  {b.arch}: {'FAIL' if problems else 'ok'} ({results['seconds']} s inside the board)")
             for p in problems:
                 log(f"  FAIL {b.arch}: {p}")
