@@ -55,9 +55,9 @@ PROFILE_STEPS = 50  # the minimum that gives percentiles; emulated timings are n
 #: order, the engines' tanh/logistic), as in tests/test_tflite.py and test_onnx.py.
 FLOAT_TOL = 1e-5
 #: int8 on the board's LiteRT vs the same file on the host's LiteRT: integer kernels with
-#: fixed-point rescaling, so the Arm (NEON) and x86 paths may differ by a rounding step of
-#: the softmax output's int8 scale (1/256) per step; two steps leaves room for that to
-#: carry through the recurrent state once.
+#: fixed-point rescaling, whose Arm (NEON) and x86 paths may round differently: measured
+#: one step of the softmax output's int8 scale (1/256 = 3.9e-3) over the 40 rows; two
+#: steps leave room for such a difference to carry through the recurrent state once.
 INT8_ARCH_TOL = 2 / 256
 #: ... and vs the float reference: int8 weights, activations and state over a short
 #: stream (tests/test_check.py's INT8_TOL).
@@ -65,6 +65,9 @@ INT8_REF_TOL = 0.02
 #: The service's split stream against one uninterrupted run on the board: the state file
 #: holds the exact float32 state, so the text must be identical (tests/test_state_file.py).
 SPLIT_TOL = 0.0
+#: `info --json` keys that may differ: where the file is, and the TFLite Micro check the
+#: host adds when tflite-micro is installed (it has no Arm wheels).
+INFO_HOST_ONLY = {"file", "path", "tflm"}
 CACHE = Path(os.environ.get("EDGELSTM_DEVICE_CACHE", "/var/cache/edgelstm-device"))
 PY_TAG = f"{sys.version_info.major}{sys.version_info.minor}"
 #: the ExecStart of docs/edgelstm.service names this file
@@ -227,7 +230,8 @@ def export_artifacts(work: Path, backends: set[str]) -> tuple[list[Planned], np.
         if fmt is None:
             raise SystemExit(f"no exporter writes {BACKENDS[backend][2][0]} files for the {backend} backend")
         for quantize in ("float32", "int8") if fmt == "tflite" else ("float32",):
-            options = ExportOptions(quantize=quantize, basename=f"{CASE}.{quantize}")
+            # a C identifier: the C export names its functions after the file
+            options = ExportOptions(quantize=quantize, basename=f"{CASE.replace('-', '_')}_{quantize}")
             if quantize != "float32":
                 options.calibration = calib
             name = f"{backend}-{quantize}"
@@ -328,8 +332,8 @@ def judge(board: Board, planned: list[Planned], results: dict) -> list[str]:
             problems.append(f"{item.name}: `edgelstm info` exited {info['code']}: {info['stderr'][-500:]}")
         else:
             board_info, want_info = json.loads(info["stdout"]), host_info(item.artifact)
-            differs = sorted(k for k in set(board_info) | set(want_info) - {"file"}
-                             if k != "file" and board_info.get(k) != want_info.get(k))
+            differs = sorted(k for k in (set(board_info) | set(want_info)) - INFO_HOST_ONLY
+                             if board_info.get(k) != want_info.get(k))
             log(f"  {item.name:<20} info {'same as the host' if not differs else 'DIFFERS in ' + ', '.join(differs)}")
             if differs:
                 problems.append(f"{item.name}: `edgelstm info` differs from the host's in {differs}")
@@ -409,6 +413,30 @@ def check_board(board: Board, root: Path, planned_all: list[Planned], rows: np.n
     return planned, results
 
 
+def compare_profiles(outcomes: dict, planned_all: list[Planned], work: Path) -> bool:
+    """`edgelstm profile --compare` over the host's and every board's profile of the
+    numpy artifact: files from three machines in one table (emulated speeds, for the
+    format only)."""
+    item = next(p for p in planned_all if p.name == "numpy-float32")
+    files = [work / "host.json"]
+    done = subprocess.run([sys.executable, "-m", "edgelstm.cli", "profile", str(item.artifact), "--steps",
+                           str(PROFILE_STEPS), "--warmup", "5", "--json", str(files[0])],
+                          capture_output=True, text=True, timeout=300)
+    for arch, (_, results) in outcomes.items():
+        prof = results.get("runs", {}).get(item.name, {}).get("profile_json")
+        if prof:
+            files.append(work / f"{arch}.json")
+            files[-1].write_text(json.dumps(prof))
+    table = subprocess.run([sys.executable, "-m", "edgelstm.cli", "profile", "--compare", *map(str, files)],
+                           capture_output=True, text=True, timeout=300)
+    machines = {json.loads(f.read_text())["machine"]["machine"] for f in files}
+    ok = done.returncode == 0 and table.returncode == 0 and len(machines) == len(files)
+    log(f"== `edgelstm profile --compare` of host.json and the boards' ({'ok' if ok else 'FAIL'}):")
+    for line in (table.stdout or table.stderr).splitlines():
+        log(f"  {line}")
+    return ok
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", action="append", choices=sorted(BOARDS), help="Board (default: all).")
@@ -459,6 +487,7 @@ def main(argv=None) -> int:
                 for name, got in results["runs"].items():
                     if got.get("profile_json"):
                         (args.profiles / f"{b.arch}-{name}.json").write_text(json.dumps(got["profile_json"]))
+        failed |= not compare_profiles(outcomes, planned_all, work)
         log(f"== emulated boards: {'FAILED' if failed else 'passed'} in {time.monotonic() - t0:.0f} s")
         return 1 if failed else 0
     finally:
