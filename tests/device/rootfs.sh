@@ -31,7 +31,10 @@ ensure_binfmt() {
   fi
   # F flag: the kernel opened the static interpreter at registration, so it works inside a chroot.
   if ! grep -q "flags: .*F" "/proc/sys/fs/binfmt_misc/qemu-$QEMU" 2>/dev/null; then
-    echo "binfmt_misc cannot run $ARCH binaries here (qemu-$QEMU not registered with the F flag)" >&2
+    # No fallback to calling qemu-$QEMU-static by hand: that starts one program, but
+    # debootstrap's second stage, dpkg and pip start further Arm programs themselves.
+    echo "binfmt_misc cannot run $ARCH binaries here (qemu-$QEMU not registered with the F flag;" \
+      "needs root, the binfmt_misc mount and qemu-user-static + binfmt-support)" >&2
     return 1
   fi
 }
