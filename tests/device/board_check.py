@@ -28,6 +28,7 @@ binfmt-support.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -246,6 +247,7 @@ def export_artifacts(work: Path, backends: set[str]) -> tuple[list[Planned], np.
     return planned, rows
 
 
+@functools.lru_cache(maxsize=None)  # one artifact, several boards
 def host_info(path: Path) -> dict:
     done = subprocess.run([sys.executable, "-m", "edgelstm.cli", "info", "--json", str(path)], capture_output=True,
                           text=True, timeout=300)
@@ -331,7 +333,7 @@ def judge(board: Board, planned: list[Planned], results: dict) -> list[str]:
         if info["code"] != 0:
             problems.append(f"{item.name}: `edgelstm info` exited {info['code']}: {info['stderr'][-500:]}")
         else:
-            board_info, want_info = json.loads(info["stdout"]), host_info(item.artifact)
+            board_info, want_info = json.loads(info["stdout"]), dict(host_info(item.artifact))
             differs = sorted(k for k in (set(board_info) | set(want_info)) - INFO_HOST_ONLY
                              if board_info.get(k) != want_info.get(k))
             log(f"  {item.name:<20} info {'same as the host' if not differs else 'DIFFERS in ' + ', '.join(differs)}")
