@@ -7,6 +7,7 @@ lean on-device install (numpy + click + one engine) runs ``run``, ``info`` and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -271,12 +272,15 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
     stats = RunStats()
 
     def save_state():
-        states.save(state_file, router.states, model.state_sizes, model.description, rows_before + stats.rows)
+        with _sigterm_deferred():  # a stop request mid-save would throw away the save
+            states.save(state_file, router.states, model.state_sizes, model.description, rows_before + stats.rows)
 
     def checkpoint(stats):
         if stats.rows % checkpoint_every == 0:
             save_state()
 
+    if state_file is not None:
+        _stop_on_sigterm()
     src = _open_text(input_path, "r")
     # A file output is written beside its destination and renamed into place only when
     # the run succeeds: an error never leaves a partial file that looks complete.
@@ -313,6 +317,32 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
     if stats.skipped:
         click.echo(f"{stats.rows} rows streamed, {stats.skipped} skipped", err=True)
     _warn_range(model.range_summary())
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (`systemctl stop`, a reboot) ends `run` as Ctrl-C does: through the
+    ``finally`` that saves the state file, so a service resumes where it stopped."""
+    import signal
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    click.get_current_context().call_on_close(lambda: signal.signal(signal.SIGTERM, previous))
+
+
+@contextlib.contextmanager
+def _sigterm_deferred():
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: nothing to defer
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _open_text(path: str, mode: str):
@@ -372,7 +402,9 @@ def _finish(data: dict, lines: list[str], json_path: str | None, broken: list[st
 
 
 @cli.command()
-@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("artifact", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--compare", is_flag=True,
+              help="Profile nothing: show the given `profile --json` files side by side (boards, engines).")
 @click.option("--steps", type=click.IntRange(10), default=2000, show_default=True, help="Timed steps.")
 @click.option("--warmup", type=click.IntRange(0), default=100, show_default=True, help="Untimed steps first.")
 @click.option("--streams", type=click.IntRange(1), default=1, show_default=True,
@@ -392,14 +424,25 @@ def _finish(data: dict, lines: list[str], json_path: str | None, broken: list[st
               help="With --baseline: exit 1 when --metric is more than PCT percent slower than the baseline.")
 @click.option("--metric", type=click.Choice(["p50", "p90", "p99", "mean"]), default="p50", show_default=True,
               help="Latency figure compared with the baseline (p50 is the steadiest on shared CI machines).")
-def profile(artifact, steps, warmup, streams, threads, backend, window, json_path, max_p99_us, baseline,
+def profile(artifact, compare, steps, warmup, streams, threads, backend, window, json_path, max_p99_us, baseline,
             max_regression, metric):
     """Per-step latency of ARTIFACT through the runtime: p50/p90/p99/max, steps/s, memory.
 
     Exits 1 with a one-line reason when --max-p99-us or --max-regression is broken, so a
-    CI job can gate on it (the JSON is written either way).
+    CI job can gate on it (the JSON is written either way). With --compare, the
+    arguments are `profile --json` files from several boards, shown as one table.
     """
     from edgelstm.latency import check_budgets, format_report, profile as run_profile, read_baseline, same_model
+
+    if compare:
+        from edgelstm.latency_compare import format_comparison, read_profiles
+
+        rows = read_profiles(list(artifact))
+        _finish({"profiles": rows}, format_comparison(rows), json_path, [])
+        return
+    if len(artifact) != 1:
+        raise click.UsageError("give one ARTIFACT to profile (or --compare A.json B.json ...)")
+    artifact = artifact[0]
 
     if max_regression is not None and baseline is None:
         raise click.UsageError("--max-regression needs --baseline FILE")

@@ -213,9 +213,14 @@ def _assert_states_equal(got, want):
             np.testing.assert_array_equal(got[sid][name], want[sid][name])
 
 
-def test_kill_between_checkpoints_keeps_last_checkpoint(tmp_path):
-    """SIGKILL after 25 rows with checkpoints every 10: the file holds the state after row
-    20, and resuming from row 21 gives the uninterrupted run's outputs."""
+@pytest.mark.parametrize("sig, code, done", [
+    (signal.SIGKILL, -signal.SIGKILL, 20),  # killed outright: the checkpoint after row 20
+    (signal.SIGTERM, 128 + signal.SIGTERM, 25),  # systemctl stop, a reboot: every row streamed
+], ids=["SIGKILL", "SIGTERM"])
+def test_signal_between_checkpoints(tmp_path, sig, code, done):
+    """A signal after 25 rows, with checkpoints every 10, while the run waits for row 26:
+    the file holds the state after row ``done``, and resuming from there gives the
+    uninterrupted run's outputs."""
     path = exports.artifact(CASE, "numpy")
     rows = stream_rows(CASE, 60)
     text = csv_text(rows).splitlines(keepends=True)
@@ -225,20 +230,20 @@ def test_kill_between_checkpoints_keeps_last_checkpoint(tmp_path):
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         proc.stdin.write(text[0])  # header
-        for line in text[1:27]:
+        for line in text[1:26]:
             proc.stdin.write(line)
             proc.stdin.flush()
             proc.stdout.readline()
-        # Row 26's output is out, so row 25 finished (and with it the checkpoint after row 20).
-        proc.send_signal(signal.SIGKILL)
+        proc.stdout.readline()  # the header came first: this is row 25's output, so row 25 is done
+        proc.send_signal(sig)
         proc.wait(timeout=30)
     finally:
         proc.kill()
         proc.stdin.close()
         proc.stdout.close()
         proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
-    _assert_saved_then_resumes(path, state, rows, done=20)
+    assert proc.returncode == code
+    _assert_saved_then_resumes(path, state, rows, done=done)
 
 
 def _assert_saved_then_resumes(path, state, rows, done):
