@@ -85,6 +85,13 @@ def machine_info(backend: str) -> dict:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
+    if backend == "native":  # the engine is the C compiler that built the library
+        from edgelstm.runtime.native_backend import compiler_version
+
+        try:
+            versions["cc"] = compiler_version()
+        except UserError:
+            pass
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

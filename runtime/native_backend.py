@@ -91,6 +91,12 @@ def compiler() -> list[str]:
                     "(Debian/Raspberry Pi OS: apt install gcc) or set $CC")
 
 
+def compiler_version() -> str:
+    """The first line of the C compiler's ``--version``: the native backend's engine version."""
+    path_and_version = _compiler_identity(tuple(compiler())).splitlines()
+    return path_and_version[1] if len(path_and_version) > 1 else path_and_version[0]
+
+
 @functools.lru_cache(maxsize=None)
 def _compiler_identity(cmd: tuple[str, ...]) -> str:
     try:

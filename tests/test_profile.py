@@ -48,7 +48,8 @@ def test_json_carries_every_field(tmp_path, backend):
     assert mem["peak_rss_bytes"] >= 0.95 * mem["rss_after_load_bytes"] and mem["rss_after_load_bytes"] > 10 << 20
     machine = data["machine"]
     assert machine["cores"] == os.cpu_count() and machine["python"] and machine["cpu"]
-    engine = {"numpy": "numpy", "litert": "ai-edge-litert", "tflm": "tflite-micro", "onnxruntime": "onnxruntime"}
+    engine = {"numpy": "numpy", "litert": "ai-edge-litert", "tflm": "tflite-micro", "onnxruntime": "onnxruntime",
+              "native": "cc"}
     assert engine[backend] in machine["versions"]
     # The human-readable report names the same figures.
     assert f"p50 {lat['p50_us']:.1f} us" in result.stdout
