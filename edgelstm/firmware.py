@@ -386,7 +386,7 @@ def check_budgets(result: dict, max_instructions=None, max_flash=None, max_ram=N
                              ("flash_bytes", max_flash, "bytes of flash"), ("ram_bytes", max_ram, "bytes of RAM")):
         value = result[key]
         if limit is not None and not (math.isfinite(value) and value <= limit):
-            broken.append(f"{value:,.0f} {unit} > budget {limit:,}")
+            broken.append(f"{value:,.0f} {unit} > budget {limit:,.0f}")
     return broken
 
 
@@ -410,3 +410,12 @@ def format_result(r: dict) -> list[str]:
 
 def write_json(path: Path, result: dict) -> None:
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def recorded_quantization(c_file: Path) -> str:
+    """The quantization NAME.c.json records (float32 when it records none)."""
+    from edgelstm.artifact import read_sidecar
+
+    desc = read_sidecar(c_file) or {}
+    quantize = desc.get("quantize") or "float32"
+    return quantize if isinstance(quantize, str) else "float32"
