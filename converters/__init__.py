@@ -22,6 +22,7 @@ EXPORTERS = {
     "npz": ("edgelstm.converters.npz", ".npz"),
     "tflite": ("edgelstm.converters.tflite", ".tflite"),
     "onnx": ("edgelstm.converters.onnx", ".onnx"),
+    "c": ("edgelstm.converters.c_source", ".c"),
 }
 
 

@@ -24,6 +24,7 @@ BACKENDS = {
     "litert": ("edgelstm.runtime.litert_backend", "LiteRTBackend", (".tflite",), "litert"),
     "tflm": ("edgelstm.runtime.tflm_backend", "TFLMBackend", (".tflite",), "tflm"),
     "onnxruntime": ("edgelstm.runtime.onnxruntime_backend", "OnnxRuntimeBackend", (".onnx",), "onnxruntime"),
+    "native": ("edgelstm.runtime.native_backend", "NativeBackend", (".c",), None),
 }
 
 
@@ -64,7 +65,7 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int | None = 
     if backend == "auto":
         candidates = [n for n, (_, _, sfx, _) in BACKENDS.items() if suffix in sfx]
         if not candidates:
-            raise UserError(f"{path}: unknown artifact type {suffix!r} (expected .npz, .tflite or .onnx)")
+            raise UserError(f"{path}: unknown artifact type {suffix!r} (expected .npz, .tflite, .onnx or .c)")
         errors = []
         for name in candidates:
             try:
