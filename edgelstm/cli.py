@@ -189,6 +189,8 @@ def export(model, fmt, quantize, mode, seq_len, calibration_data, opset, output_
     from edgelstm.calibration import resolve
     from edgelstm.converters import ExportOptions, export as run_export
 
+    if c_array and fmt != "tflite":
+        raise click.UsageError("--c-array needs --format tflite")
     spec = load_model_spec(model)
     options = ExportOptions(quantize=quantize, mode=mode, seq_len=seq_len, opset=opset,
                             basename=name or default_basename(model, fmt, quantize, mode))
@@ -200,8 +202,6 @@ def export(model, fmt, quantize, mode, seq_len, calibration_data, opset, output_
         options.calibration, options.calibration_synthetic = calib.x, calib.synthetic
         options.heldout, options.heldout_targets = calib.heldout
         options.extra["calibration_source"] = calib.source
-    if c_array and fmt != "tflite":
-        raise click.UsageError("--c-array needs --format tflite")
     paths = run_export(spec, fmt, output_dir, options)
     if c_array:
         from edgelstm.tflm_project import write_c_array

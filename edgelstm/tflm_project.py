@@ -16,7 +16,6 @@ a Cortex-M has 4-byte ones, so it is an upper bound for the 32-bit device in pra
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from edgelstm.errors import UserError
@@ -40,13 +39,9 @@ def resolver_method(op: str) -> str:
     return "Add" + "".join(part.capitalize() for part in op.split("_"))
 
 
-def c_identifier(text: str) -> str:
-    name = re.sub(r"\W", "_", text, flags=re.ASCII) or "model"
-    return "m_" + name if name[0].isdigit() else name
-
-
 def write_c_array(tflite_path: str | Path, name: str | None = None) -> list[Path]:
     """Write NAME_model_data.h / .cc beside ``tflite_path``; returns their paths."""
+    from edgelstm.converters.c_source import c_identifier
     from edgelstm.runtime.tflite_info import TFLiteFile, tflm_arena_size
 
     tflite_path = Path(tflite_path)
