@@ -42,8 +42,24 @@ from edgelstm.errors import UserError, one_line
 #: What ``apt-get install --no-install-recommends`` needs on Debian / Ubuntu.
 DEBIAN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make"
 
-#: Where the firmware project lives (a source checkout; it is not part of the wheel).
-FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware_examples"
+
+
+def _firmware_dir() -> Path:
+    """firmware_examples/: package data of an installed wheel (edgelstm.firmware_examples),
+    or the source checkout beside this package."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("edgelstm.firmware_examples")
+    except (ImportError, ValueError):
+        found = None
+    for location in (found.submodule_search_locations or []) if found else []:
+        if (Path(location) / "Makefile").is_file():
+            return Path(location)
+    return Path(__file__).resolve().parent.parent / "firmware_examples"
+
+
+FIRMWARE_DIR = _firmware_dir()
 BUNDLED_MODELS = FIRMWARE_DIR / "models"
 
 #: Tolerance of every output against the float numpy reference, per quantization.
@@ -181,10 +197,10 @@ def generate_c(spec, out_dir: Path, quantize: str, model_path=None, name: str = 
     from edgelstm.converters import ExportOptions, export
 
     options = ExportOptions(quantize=quantize, basename=name)
+    calib = resolve(spec, model_path)
+    options.heldout, options.heldout_targets = calib.heldout  # the export's own check, on real data if any
     if quantize != "float32":
-        calib = resolve(spec, model_path)
         options.calibration, options.calibration_synthetic = calib.x, calib.synthetic
-        options.heldout, options.heldout_targets = calib.heldout
     paths = export(spec, "c", out_dir, options)
     return next(p for p in paths if p.suffix == ".c")
 
