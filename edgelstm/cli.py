@@ -17,9 +17,10 @@ from edgelstm import __version__
 from edgelstm.errors import UserError, one_line, require_file
 from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
 
-ARTIFACT_SUFFIXES = (".npz", ".tflite", ".onnx")
+ARTIFACT_SUFFIXES = (".npz", ".tflite", ".onnx", ".c")
 #: artifact suffix -> module with ``inspect(path) -> dict`` (engine-level details)
-INSPECTORS = {".tflite": "edgelstm.runtime.tflite_info", ".onnx": "edgelstm.runtime.onnx_info"}
+INSPECTORS = {".tflite": "edgelstm.runtime.tflite_info", ".onnx": "edgelstm.runtime.onnx_info",
+              ".c": "edgelstm.runtime.native_backend"}
 
 
 class UserFacingError(click.ClickException):
@@ -86,7 +87,7 @@ def info(path: Path, as_json: bool):
     """What a model or artifact contains: layers, parameters, MACs per step, state, memory.
 
     PATH is a Keras model (.keras/.h5, needs the host extra) or an exported artifact
-    (.npz, .tflite, .onnx).
+    (.npz, .tflite, .onnx, .c).
     """
     path = require_file(path)
     suffix = path.suffix.lower()
@@ -109,7 +110,7 @@ def info(path: Path, as_json: bool):
         except Exception as exc:  # a malformed file can trip the parser anywhere
             raise UserError(f"{path}: cannot read this file ({one_line(exc, with_type=True)})") from None
     else:
-        raise UserError(f"{path}: unknown file type {suffix!r} (expected .keras, .h5, .npz, .tflite or .onnx)")
+        raise UserError(f"{path}: unknown file type {suffix!r} (expected .keras, .h5, .npz, .tflite, .onnx or .c)")
     if as_json:
         _write_json("-", data)
         return
@@ -162,8 +163,9 @@ def _print_info(data: dict) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["npz", "tflite", "onnx"]), default="npz", show_default=True,
-              help="Target: npz (numpy backend), tflite (LiteRT / TFLite Micro), onnx (ONNX Runtime).")
+@click.option("--format", "fmt", type=click.Choice(["npz", "tflite", "onnx", "c"]), default="npz", show_default=True,
+              help="Target: npz (numpy backend), tflite (LiteRT / TFLite Micro), onnx (ONNX Runtime), "
+                   "c (C99 NAME.h + NAME.c for microcontrollers; the native backend).")
 @click.option("--quantize", default="float32", show_default=True,
               help="float32 | dynamic (int8 weights) | int8 (full integer, tflite) | int16x8 (tflite).")
 @click.option("--mode", type=click.Choice(["step", "sequence"]), default="step", show_default=True,
@@ -177,7 +179,8 @@ def _print_info(data: dict) -> None:
 @click.option("--opset", type=int, default=None, help="ONNX opset (onnx only).")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Directory to write into.")
-@click.option("--name", default=None, help="Base file name (default: the model file's name).")
+@click.option("--name", default=None,
+              help="Base file name (default: the model file's name); for c also the C prefix of the API.")
 @click.option("--c-array", is_flag=True,
               help="tflite: also write NAME_model_data.h/.cc for TensorFlow Lite Micro (aligned C array, "
                    "MicroMutableOpResolver lines, measured arena size).")
@@ -217,6 +220,9 @@ def default_basename(model: Path, fmt: str, quantize: str, mode: str) -> str:
         parts.append(quantize)
     if mode != "step":
         parts.append(mode)
+    if fmt == "c":  # the name is also the prefix of every C symbol
+        from edgelstm.converters.c_source import c_identifier
+        return c_identifier("_".join(parts))
     return ".".join(parts)
 
 
@@ -232,7 +238,7 @@ def default_basename(model: Path, fmt: str, quantize: str, mode: str) -> str:
               help="Column whose distinct values are independent streams, each with its own state "
                    "(interleaved sensors, or one id per sequence). Echoed in the output.")
 @click.option("--backend", default="auto", show_default=True,
-              help="auto (by file type) | numpy | litert | tflm | onnxruntime.")
+              help="auto (by file type) | numpy | litert | tflm | onnxruntime | native (.c, compiled here).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Engine threads (default: 1).")
 @click.option("--on-bad-row", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="error: stop with the row number (exit 2). skip: report on stderr, keep the state unchanged.")
@@ -348,7 +354,7 @@ def _finish(data: dict, lines: list[str], json_path: str | None, broken: list[st
               help="Streams stepped together in each call (one batch).")
 @click.option("--threads", type=click.IntRange(1), default=None, help="Engine threads (default: 1).")
 @click.option("--backend", default="auto", show_default=True,
-              help="auto (by file type) | numpy | litert | tflm | onnxruntime.")
+              help="auto (by file type) | numpy | litert | tflm | onnxruntime | native (.c, compiled here).")
 @click.option("--window", type=click.IntRange(1), default=None,
               help="Also time the naive alternative: re-run the last T samples from a fresh state for "
                    "every new sample; prints its cost per sample as a multiple of one step.")
@@ -400,7 +406,7 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
 @click.option("--segments", type=click.IntRange(1), default=10, show_default=True,
               help="Stream segments for the error-growth (drift) figures.")
 @click.option("--backend", default="auto", show_default=True,
-              help="auto (by file type) | numpy | litert | tflm | onnxruntime.")
+              help="auto (by file type) | numpy | litert | tflm | onnxruntime | native (.c, compiled here).")
 @click.option("--json", "json_path", default=None, help="Write every figure to FILE as JSON (- for stdout).")
 @click.option("--max-abs-err", type=click.FloatRange(0), default=None,
               help="Exit 1 when any output of any step differs from the reference by more.")

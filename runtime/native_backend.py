@@ -257,3 +257,18 @@ class NativeBackend:
         self._fn(n, x.ctypes.data, ptrs[0], *[v.ctypes.data for v in ins], *ptrs[1:])
         return views[0], dict(zip(self._names, views[1:]))
 
+
+
+def inspect(path: str | Path) -> dict:
+    """What ``edgelstm info`` shows for a generated ``.c`` (checked, not compiled)."""
+    path = Path(path)
+    _, _, desc = read_verified(path)
+    c = desc["c"]
+    return {
+        "format": "c",
+        "c_name": c["name"],
+        "header": c["header"],
+        "flash_bytes": c.get("flash_bytes"),
+        "ram_bytes_per_stream": c.get("state_bytes"),
+        "description": desc,
+    }
