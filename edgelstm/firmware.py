@@ -103,7 +103,8 @@ def target(name: str) -> Target:
 
 def require_toolchain() -> None:
     """UserError naming the Debian packages when the compiler, newlib or QEMU is missing."""
-    missing = [tool for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm", "make")
+    missing = [tool for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-objdump",
+                                          "qemu-system-arm", "make")
                if shutil.which(tool) is None]
     if not missing:
         # newlib ships separately from the compiler; without it rdimon.specs is unknown.
@@ -299,6 +300,41 @@ def memory_footprint(obj: Path) -> dict[str, int]:
     return {"text": total(".text"), "rodata": total(".rodata"), "data": total(".data"), "bss": total(".bss")}
 
 
+#: Software floating point (libgcc's Arm EABI helpers) and libm: what an integer-only
+#: step must never reach on a core without an FPU.
+_FLOAT_HELPER = re.compile(r"^(__aeabi_[fd]|__(add|sub|mul|div|neg|cmp|eq|ne|lt|le|gt|ge|unord)[sd]f|__float|__fix|"
+                           r"__extendsfdf|__truncdfsf|(exp|tanh|log|pow|sqrt)f?$)")
+
+
+_VFP_ARITHMETIC = re.compile(r"\sv(add|sub|mul|nmul|div|fma|fms|mla|mls|sqrt|cvt\w*|cmpe?|neg|abs)\.f(32|64)")
+
+
+def float_routines_reached(elf: Path, entry: str) -> list[str]:
+    """Every floating-point routine reachable by calls from ``entry`` in the linked ELF:
+    software-float helpers and libm by name, and any function doing FPU arithmetic."""
+    calls: dict[str, set[str]] = {}
+    fpu_users: set[str] = set()
+    current = None
+    for line in _tool(["arm-none-eabi-objdump", "-d", "--no-show-raw-insn", str(elf)]).splitlines():
+        head = re.match(r"^[0-9a-f]+ <([^>]+)>:$", line)
+        if head:
+            current = head.group(1)
+            calls.setdefault(current, set())
+            continue
+        if current is not None and _VFP_ARITHMETIC.search(line):
+            fpu_users.add(current)
+        call = re.search(r"\s(?:bl|blx|b|b\.w|b\.n)\s+[0-9a-f]+ <([^>+]+)>", line)
+        if call and current is not None and call.group(1) != current:
+            calls[current].add(call.group(1))
+    seen, todo = set(), [entry]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(calls.get(name, ()))
+    return sorted(name for name in seen if _FLOAT_HELPER.match(name) or name in fpu_users)
+
+
 # -- the whole measurement -------------------------------------------------------------
 
 def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model_path=None, c_file=None,
@@ -348,6 +384,7 @@ def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model
         found = parse_output(text, seqs * steps, expected.shape[-1])
         model_mem = memory_footprint(out_dir / f"{name}.o")
         image = section_sizes(elf)
+        soft_float = float_routines_reached(elf, f"{name}_step_q") if quantize == "int16x8" else None
 
     y = found.pop("outputs").reshape(expected.shape)
     err = np.abs(y.astype(np.float64) - reference)
@@ -385,6 +422,9 @@ def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model
         "image_sections": {k: v for k, v in image.items() if k in (".text", ".rodata", ".data", ".bss")},
         **{k: v for k, v in found.items() if k.startswith("firmware_")},
     }
+    if soft_float is not None:
+        result["float_routines_in_step"] = soft_float
+        result["integer_only"] = not soft_float
     if spec.task == "classification":
         agree = y.argmax(-1) == reference.argmax(-1)
         result["class_agreement"] = float(agree.mean())

@@ -106,6 +106,8 @@ def test_firmware_reproduces_reference(measured, spec_of, model, target, quantiz
     assert r["instructions_per_mac"] > 0.5
     if spec.task == "classification":
         assert r["class_agreement"] >= 0.95
+    if quantize == "int16x8":
+        assert r["integer_only"], r["float_routines_in_step"]
 
 
 @pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m3"])
@@ -158,6 +160,28 @@ def test_cli_instruction_budget(toolchain, tmp_path):
     assert tight.exit_code == 1
     fail_lines = [line for line in tight.output.splitlines() if line.startswith("FAIL:")]
     assert len(fail_lines) == 1 and "instructions per step > budget 100" in fail_lines[0]
+
+
+FLOAT_PROBE = """
+int twice(int x) { return 2 * x; }
+__attribute__((noinline)) int integer_step(int x) { return twice(x) >> 1; }
+__attribute__((noinline)) float float_step(float x) { return x * 1.5f; }
+void _start(void) { volatile int a = integer_step(3); volatile float b = float_step(2.0f); (void)a; (void)b; for (;;) {} }
+"""
+
+
+@pytest.mark.parametrize("cpu,float_routine", [("-mcpu=cortex-m3", "__aeabi_fmul"),
+                                               ("-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard", "float_step")])
+def test_float_routines_reached(toolchain, tmp_path, cpu, float_routine):
+    """The integer-only check sees soft-float calls (M3) and FPU instructions (M4F)."""
+    import subprocess
+
+    (tmp_path / "probe.c").write_text(FLOAT_PROBE)
+    elf = tmp_path / "probe.elf"
+    subprocess.run(["arm-none-eabi-gcc", *cpu.split(), "-mthumb", "-O1", "-nostdlib", "-o", str(elf),
+                    str(tmp_path / "probe.c"), "-lgcc"], check=True)
+    assert fw.float_routines_reached(elf, "integer_step") == []
+    assert float_routine in fw.float_routines_reached(elf, "float_step")
 
 
 def test_cli_missing_toolchain_is_one_line(monkeypatch, tmp_path):

@@ -60,7 +60,6 @@ static inline uint32_t *stack_pointer(void)
  * off, so no exception frame lands in the painted area. */
 static __attribute__((noinline)) uint32_t step_stack_bytes(void)
 {
-    static float y[N_OUT];
     uint32_t *sp = stack_pointer();
     for (uint32_t *p = __stack_limit; p < sp; p++)
         *p = PAINT;
@@ -68,7 +67,7 @@ static __attribute__((noinline)) uint32_t step_stack_bytes(void)
 #if STEP_Q
     M(_step_q)(&state, q_in[0], q_out[0]);
 #else
-    M(_step)(&state, ref_input[0], y);
+    M(_step)(&state, ref_input[0], out[0]);
 #endif
     uint32_t *p = __stack_limit;
     while (p < sp && *p == PAINT)
