@@ -95,7 +95,7 @@ TARGETS = {
 }
 
 
-def target(name: str) -> Target:
+def resolve_target(name: str) -> Target:
     if name not in TARGETS:
         raise UserError(f"unknown target {name!r}; choose from {', '.join(TARGETS)}")
     return TARGETS[name]
@@ -300,13 +300,12 @@ def memory_footprint(obj: Path) -> dict[str, int]:
     return {"text": total(".text"), "rodata": total(".rodata"), "data": total(".data"), "bss": total(".bss")}
 
 
-#: Software floating point (libgcc's Arm EABI helpers) and libm: what an integer-only
-#: step must never reach on a core without an FPU.
+#: What an integer-only step must never reach: software floating point (libgcc's Arm EABI
+#: helpers) and libm by name, and FPU arithmetic instructions (on cores that have one).
 _FLOAT_HELPER = re.compile(r"^(__aeabi_[fd]|__(add|sub|mul|div|neg|cmp|eq|ne|lt|le|gt|ge|unord)[sd]f|__float|__fix|"
                            r"__extendsfdf|__truncdfsf|(exp|tanh|log|pow|sqrt)f?$)")
-
-
-_VFP_ARITHMETIC = re.compile(r"\sv(add|sub|mul|nmul|div|fma|fms|mla|mls|sqrt|cvt\w*|cmpe?|neg|abs)\.f(32|64)")
+_VFP_ARITHMETIC = re.compile(r"\sv(add|sub|mul|nmul|div|fma|fms|mla|mls|sqrt|cvt[a-z]*(\.[su]32)?|cmpe?|neg|abs)"
+                             r"\.f(32|64)")
 
 
 def float_routines_reached(elf: Path, entry: str) -> list[str]:
@@ -351,7 +350,7 @@ def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model
     """
     import tempfile
 
-    tgt = globals()["target"](target)
+    tgt = resolve_target(target)
     if quantize not in TOLERANCES:
         raise UserError(f"--quantize {quantize}: choose from {', '.join(TOLERANCES)}")
     require_toolchain()

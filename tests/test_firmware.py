@@ -166,7 +166,14 @@ FLOAT_PROBE = """
 int twice(int x) { return 2 * x; }
 __attribute__((noinline)) int integer_step(int x) { return twice(x) >> 1; }
 __attribute__((noinline)) float float_step(float x) { return x * 1.5f; }
-void _start(void) { volatile int a = integer_step(3); volatile float b = float_step(2.0f); (void)a; (void)b; for (;;) {} }
+void _start(void)
+{
+    volatile int a = integer_step(3);
+    volatile float b = float_step(2.0f);
+    (void)a;
+    (void)b;
+    for (;;) {}
+}
 """
 
 
