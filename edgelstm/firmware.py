@@ -237,7 +237,7 @@ def run_qemu(elf: Path, tgt: Target, timeout: float = QEMU_TIMEOUT_S) -> tuple[i
 
 _LINES = {
     "model": r"model (\S+) steps (\d+) inputs (\d+) outputs (\d+) macs_per_step (\d+)",
-    "memory": r"state_bytes (\d+) step_stack_bytes (\d+)",
+    "memory": r"state_bytes (\d+) step_stack_bytes (\d+) stack_available (\d+)",
     "calibration": r"calibration (\d+) (\d+) (\d+) (\d+)",
     "ticks": r"step_ticks (\d+)",
     "verdict": r"max_abs_err (\S+) tolerance (\S+) mismatches (\d+)",
@@ -263,6 +263,10 @@ def parse_output(text: str, steps: int, outputs: int) -> dict:
             seen += 1
     if seen != steps:
         raise UserError(f"the firmware printed {seen} of {steps} output rows")
+    stack, available = int(found["memory"][1]), int(found["memory"][2])
+    if stack >= available:
+        raise UserError(f"one step used all {available:,} bytes of the firmware's stack (and maybe more): "
+                        "raise STACK_SIZE in firmware_examples/boards/sections.ld")
     cal_short, ticks_short, cal_long, ticks_long = map(int, found["calibration"])
     if ticks_long <= ticks_short:
         raise UserError("SysTick did not advance under QEMU: no instruction counts")

@@ -137,10 +137,13 @@ def test_silent_firmware_is_a_failure():
     with pytest.raises(UserError, match="printed no"):
         fw.parse_output("", steps=4, outputs=2)
     good = "\n".join([
-        "y 0 3f800000", "model m steps 2 inputs 1 outputs 1 macs_per_step 4", "state_bytes 8 step_stack_bytes 16",
+        "y 0 3f800000", "model m steps 2 inputs 1 outputs 1 macs_per_step 4",
+        "state_bytes 8 step_stack_bytes 16 stack_available 4096",
         "calibration 100 10 1100 60", "step_ticks 5", "max_abs_err 0 tolerance 0.0001 mismatches 0", "RESULT PASS"])
     with pytest.raises(UserError, match="1 of 2 output rows"):
         fw.parse_output(good, steps=2, outputs=1)
+    with pytest.raises(UserError, match="all 16 bytes of the firmware's stack"):
+        fw.parse_output(good.replace("available 4096", "available 16") + "\ny 1 40000000", steps=2, outputs=1)
     found = fw.parse_output(good + "\ny 1 40000000", steps=2, outputs=1)
     assert found["outputs"].ravel().tolist() == [1.0, 2.0]
     assert found["instructions_per_tick"] == 2 * 1000 / 50

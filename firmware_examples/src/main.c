@@ -58,9 +58,12 @@ static inline uint32_t *stack_pointer(void)
  * holds the paint is the step's stack use (plus the call's own few words). The paint
  * loop runs in main's frame and writes only below the live stack pointer; SysTick is
  * off, so no exception frame lands in the painted area. */
+static uint32_t stack_available;
+
 static __attribute__((noinline)) uint32_t step_stack_bytes(void)
 {
     uint32_t *sp = stack_pointer();
+    stack_available = (uint32_t)((uintptr_t)sp - (uintptr_t)__stack_limit);
     for (uint32_t *p = __stack_limit; p < sp; p++)
         *p = PAINT;
     M(_reset)(&state);
@@ -147,7 +150,9 @@ int main(void)
     double instr_per_tick = 2.0 * (double)(CAL_LONG - CAL_SHORT) / (double)(cal_long - cal_short);
     printf("model %s steps %d inputs %d outputs %d macs_per_step %lu\n", REF_MODEL, REF_STEPS, N_IN, N_OUT,
            (unsigned long)M(_MACS_PER_STEP));
-    printf("state_bytes %lu step_stack_bytes %lu\n", (unsigned long)sizeof(M(_state_t)), (unsigned long)stack);
+    /* step_stack_bytes == stack_available: the paint is gone to the limit, the step overflowed. */
+    printf("state_bytes %lu step_stack_bytes %lu stack_available %lu\n", (unsigned long)sizeof(M(_state_t)),
+           (unsigned long)stack, (unsigned long)stack_available);
     printf("calibration %lu %llu %lu %llu\n", (unsigned long)CAL_SHORT, (unsigned long long)cal_short,
            (unsigned long)CAL_LONG, (unsigned long long)cal_long);
     printf("step_ticks %llu\n", (unsigned long long)step_ticks);
