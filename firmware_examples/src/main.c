@@ -54,11 +54,12 @@ static inline uint32_t *stack_pointer(void)
     return sp;
 }
 
+static uint32_t stack_available; /* bytes between this function's frame and the stack limit */
+
 /* One step from a fresh state on a painted stack: the deepest word that no longer
- * holds the paint is the step's stack use (plus the call's own few words). The paint
- * loop runs in main's frame and writes only below the live stack pointer; SysTick is
+ * holds the paint is the step's stack use (its call frame included). The paint loop
+ * writes only below this function's live stack pointer (Arm has no red zone); SysTick is
  * off, so no exception frame lands in the painted area. */
-static uint32_t stack_available;
 
 static __attribute__((noinline)) uint32_t step_stack_bytes(void)
 {
