@@ -145,6 +145,18 @@ _PRELUDE = r"""
 
 #define EL_ROWS 8 /* output rows per weight block: w[block][k][row] */
 
+/* cond ? a : b by bit masks. GCC keeps ?: on a float comparison as a branch, which stops
+ * a loop over the activations from vectorizing; this select vectorizes everywhere. */
+EL_INLINE float el_select(int cond, float a, float b)
+{
+    union { float f; uint32_t u; } ua, ub;
+    const uint32_t take_a = 0u - (uint32_t)cond;
+    ua.f = a;
+    ub.f = b;
+    ua.u = (ua.u & take_a) | (ub.u & ~take_a);
+    return ua.f;
+}
+
 /* z[r] = b[r] + sum_k w[k][r] * x[k] + sum_k w[nx + k][r] * h[k], EL_ROWS rows per block.
  * The rows of a block are independent accumulators over contiguous weights: SIMD lanes on a
  * PC, eight FPU registers on a Cortex-M4F (one load and one MAC per product). b may be 0. */
@@ -178,7 +190,8 @@ _EXP = r"""
  * denormals): sigmoid and tanh saturate long before. */
 EL_INLINE float el_exp(float x)
 {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    x = el_select(x < -87.0f, -87.0f, x);
+    x = el_select(x > 88.0f, 88.0f, x);
     const float t = x * 1.44269504089f + 0.5f;
     int32_t n = (int32_t)t;
     n -= (float)n > t; /* floor(t): n = round(x / ln2) */
@@ -210,7 +223,7 @@ EL_INLINE float el_sigmoid(float x)
  * 1 - 2 / (e^2|x| + 1) above, sign restored; both computed, one selected (vectorizes). */
 EL_INLINE float el_tanh(float x)
 {
-    const float a = x < 0.0f ? -x : x;
+    const float a = el_select(x < 0.0f, -x, x);
     const float z = x * x;
     float p = -5.70498872745e-3f;
     p = p * z + 2.06390887954e-2f;
@@ -218,8 +231,8 @@ EL_INLINE float el_tanh(float x)
     p = p * z + 1.33314422036e-1f;
     p = p * z - 3.33332819422e-1f;
     const float small = p * z * x + x;
-    const float big = 1.0f - 2.0f / (el_exp(2.0f * (a < 9.0f ? a : 9.0f)) + 1.0f);
-    return a < 0.625f ? small : (x < 0.0f ? -big : big);
+    const float big = 1.0f - 2.0f / (el_exp(2.0f * a) + 1.0f); /* el_exp clamps: 1 for large a */
+    return el_select(a < 0.625f, small, el_select(x < 0.0f, -big, big));
 }
 """,
     "hard_sigmoid": r"""
@@ -227,20 +240,20 @@ EL_INLINE float el_tanh(float x)
 EL_INLINE float el_hard_sigmoid(float x)
 {
     const float y = x + 3.0f;
-    return (y < 0.0f ? 0.0f : (y > 6.0f ? 6.0f : y)) / 6.0f;
+    return el_select(y < 0.0f, 0.0f, el_select(y > 6.0f, 6.0f, y)) / 6.0f;
 }
 """,
     "relu": r"""
 EL_INLINE float el_relu(float x)
 {
-    return x > 0.0f ? x : 0.0f;
+    return el_select(x > 0.0f, x, 0.0f);
 }
 """,
     "softsign": r"""
 /* x / (1 + |x|) */
 EL_INLINE float el_softsign(float x)
 {
-    return x / (1.0f + (x < 0.0f ? -x : x));
+    return x / (1.0f + el_select(x < 0.0f, -x, x));
 }
 """,
 }
@@ -417,7 +430,7 @@ static void {layer.fn}(const float x[L{i}_IN], float y[L{i}_UNITS])
     if lay.activation == "softmax":
         return head + f"""    float top = z[0], sum = 0.0f;
     for (int k = 1; k < L{i}_UNITS; ++k)
-        top = z[k] > top ? z[k] : top;
+        top = el_select(z[k] > top, z[k], top);
     for (int k = 0; k < L{i}_UNITS; ++k) {{
         y[k] = el_exp(z[k] - top); /* shifted by the largest: no overflow */
         sum += y[k];
