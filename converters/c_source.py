@@ -157,26 +157,51 @@ EL_INLINE float el_select(int cond, float a, float b)
     return ua.f;
 }
 
+/* acc[r] += sum_k w[k][r] * v[k]. On a SIMD core the EL_ROWS accumulators are one vector
+ * register, and one chain of dependent multiply-adds would wait on the FMA latency: two
+ * chains over even and odd k keep the unit twice as busy. On an MCU FPU one set of EL_ROWS
+ * accumulators is what the registers hold. */
+#if defined(__SSE2__) || defined(__ARM_NEON) || defined(__AVX__)
+EL_INLINE void el_accumulate(float acc[EL_ROWS], const float *w, const float *v, int n)
+{
+    float odd[EL_ROWS];
+    for (int r = 0; r < EL_ROWS; ++r)
+        odd[r] = 0.0f;
+    const int even = n - n % 2;
+    for (int k = 0; k < even; k += 2, w += 2 * EL_ROWS) {
+        const float v0 = v[k], v1 = v[k + 1];
+        for (int r = 0; r < EL_ROWS; ++r) {
+            EL_MAC(acc[r], w[r], v0);
+            EL_MAC(odd[r], w[EL_ROWS + r], v1);
+        }
+    }
+    if (even < n)
+        for (int r = 0; r < EL_ROWS; ++r)
+            EL_MAC(acc[r], w[r], v[even]);
+    for (int r = 0; r < EL_ROWS; ++r)
+        acc[r] += odd[r];
+}
+#else
+EL_INLINE void el_accumulate(float acc[EL_ROWS], const float *w, const float *v, int n)
+{
+    for (int k = 0; k < n; ++k, w += EL_ROWS)
+        for (int r = 0; r < EL_ROWS; ++r)
+            EL_MAC(acc[r], w[r], v[k]);
+}
+#endif
+
 /* z[r] = b[r] + sum_k w[k][r] * x[k] + sum_k w[nx + k][r] * h[k], EL_ROWS rows per block.
  * The rows of a block are independent accumulators over contiguous weights: SIMD lanes on a
  * PC, eight FPU registers on a Cortex-M4F (one load and one MAC per product). b may be 0. */
 EL_INLINE void el_matvec(float *z, const float *w, const float *b, int blocks,
                          const float *x, int nx, const float *h, int nh)
 {
-    for (int blk = 0; blk < blocks; ++blk) {
+    for (int blk = 0; blk < blocks; ++blk, w += (nx + nh) * EL_ROWS) {
         float acc[EL_ROWS];
         for (int r = 0; r < EL_ROWS; ++r)
             acc[r] = b ? b[blk * EL_ROWS + r] : 0.0f;
-        for (int k = 0; k < nx; ++k, w += EL_ROWS) {
-            const float v = x[k];
-            for (int r = 0; r < EL_ROWS; ++r)
-                EL_MAC(acc[r], w[r], v);
-        }
-        for (int k = 0; k < nh; ++k, w += EL_ROWS) {
-            const float v = h[k];
-            for (int r = 0; r < EL_ROWS; ++r)
-                EL_MAC(acc[r], w[r], v);
-        }
+        el_accumulate(acc, w, x, nx);
+        el_accumulate(acc, w + nx * EL_ROWS, h, nh);
         for (int r = 0; r < EL_ROWS; ++r)
             z[blk * EL_ROWS + r] = acc[r];
     }
