@@ -118,7 +118,7 @@ def gate_bias(bias: np.ndarray, units: int, gates: list[int]) -> np.ndarray:
 
 # -- activations ---------------------------------------------------------------------
 
-#: Activation name -> C expression of ``v`` (float), built on the helpers in _PRELUDE.
+#: Activation name -> C expression of ``v`` (float), built on the helpers below.
 ACTIVATION_C = {
     "tanh": "el_tanh({v})",
     "sigmoid": "el_sigmoid({v})",
@@ -128,7 +128,7 @@ ACTIVATION_C = {
     "softsign": "el_softsign({v})",
 }
 
-_PRELUDE = r"""
+_MACROS = r"""
 #if defined(__GNUC__)
 #define EL_INLINE static inline __attribute__((always_inline))
 #else
@@ -145,6 +145,9 @@ _PRELUDE = r"""
 
 #define EL_ROWS 8 /* output rows per weight block: w[block][k][row] */
 
+"""
+
+_SELECT = r"""
 /* cond ? a : b by bit masks. GCC keeps ?: on a float comparison as a branch, which stops
  * a loop over the activations from vectorizing; this select vectorizes everywhere. */
 EL_INLINE float el_select(int cond, float a, float b)
@@ -157,6 +160,9 @@ EL_INLINE float el_select(int cond, float a, float b)
     return ua.f;
 }
 
+"""
+
+_MATVEC = r"""
 /* acc[r] += sum_k w[k][r] * v[k]. On a SIMD core the EL_ROWS accumulators are one vector
  * register, and one chain of dependent multiply-adds would wait on the FMA latency: two
  * chains over even and odd k keep the unit twice as busy. On an MCU FPU one set of EL_ROWS
@@ -504,9 +510,12 @@ def _activations_used(spec: ModelSpec) -> set[str]:
 
 
 def _helpers(spec: ModelSpec) -> str:
+    """The building blocks this model uses, and only those (clang warns about unused ones)."""
     used = _activations_used(spec)
-    needs_exp = bool(used & {"sigmoid", "tanh", "softmax"})
-    text = _EXP if needs_exp else ""
+    text = _MACROS
+    text += _SELECT if used - {"linear"} else ""
+    text += _MATVEC if any(lay.kind != "affine" for lay in spec.layers) else ""
+    text += _EXP if used & {"sigmoid", "tanh", "softmax"} else ""
     for name in ("sigmoid", "tanh", "hard_sigmoid", "relu", "softsign"):
         if name in used:
             text += _HELPERS[name]
@@ -636,7 +645,7 @@ def _source(spec, name, summary, layers, functions) -> str:
 
 #include <math.h>   /* fmaf, used only where the FPU fuses multiply-add (FP_FAST_FMAF) */
 #include <string.h>
-{_PRELUDE}{_helpers(spec)}
+{_helpers(spec)}
 /* -- sizes --------------------------------------------------------------------------- */
 {defines}
 

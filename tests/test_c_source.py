@@ -123,7 +123,7 @@ def _eval_helpers(x: np.ndarray) -> dict:
     from pathlib import Path
 
     cc = need_tool("cc")
-    prelude = c_source._PRELUDE + c_source._EXP + c_source._HELPERS["sigmoid"] + c_source._HELPERS["tanh"]
+    prelude = c_source._MACROS + c_source._SELECT + c_source._EXP + c_source._HELPERS["sigmoid"] + c_source._HELPERS["tanh"]
     code = "#include <math.h>\n#include <stdint.h>\n" + prelude + textwrap.dedent("""
         void eval(int n, const float *x, float *e, float *s, float *t) {
             for (int k = 0; k < n; ++k) { e[k] = el_exp(x[k]); s[k] = el_sigmoid(x[k]); t[k] = el_tanh(x[k]); }
