@@ -6,7 +6,8 @@ Trains LSTM / GRU / SimpleRNN on BasicMotions (classification) and on the airlin
 series (forecasting), exports each as TFLite float32 / dynamic / int8 / int16x8 step
 models (calibrated on the training windows) and as ONNX float32 / dynamic step models,
 streams every held-out case from a fresh state through LiteRT (TFLite) or ONNX Runtime
-(ONNX), and prints a markdown table (size ratios are against the same format's float32):
+(ONNX), and as C source float32 / int8 through the native backend (its size: the weight
+bytes in flash), and prints a markdown table (size ratios are against the same format's float32):
 
 - BasicMotions: agreement of the predicted class with the float numpy reference at the
   last step, and test accuracy.
@@ -29,16 +30,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from edgelstm import converters, datasets  # noqa: E402
 from edgelstm.accuracy import compare_artifact  # noqa: E402
+from edgelstm.artifact import read_sidecar  # noqa: E402
 from edgelstm.keras_import import spec_from_path  # noqa: E402
 from edgelstm.training import TrainConfig, train  # noqa: E402
 
 #: (format, quantization, runtime backend), in table order.
 EXPORTS = [("tflite", q, "litert") for q in ("float32", "dynamic", "int8", "int16x8")]
 EXPORTS += [("onnx", q, "onnxruntime") for q in ("float32", "dynamic")]
+EXPORTS += [("c", q, "native") for q in ("float32", "int8")]
 CELLS = ("lstm", "gru", "simple_rnn")
 
 
-def run(epochs: int, units: int, out: Path) -> list[dict]:
+def run(epochs: int, units: int, out: Path, formats: tuple[str, ...] | None = None) -> list[dict]:
     rows = []
     for name in ("basicmotions", "airline"):
         data = datasets.load(name)
@@ -49,11 +52,15 @@ def run(epochs: int, units: int, out: Path) -> list[dict]:
             print(f"{name}/{cell}: trained in {time.time() - t0:.0f} s, {report['metrics']}", file=sys.stderr)
             float_size = {}
             for fmt, q, backend in EXPORTS:
-                opts = converters.ExportOptions(quantize=q, basename=f"{name}_{cell}.{q}",
+                if formats and fmt not in formats:
+                    continue
+                opts = converters.ExportOptions(quantize=q, basename=f"{name}_{cell}_{q}" if fmt == "c" else
+                                                f"{name}_{cell}.{q}",
                                                 calibration=data.x_train)
                 opts.heldout, opts.heldout_targets = data.x_test, data.y_test
                 path = converters.export(spec, fmt, out / name, opts)[0]
-                size = path.stat().st_size
+                # C source is text: what a board stores is the weight arrays (flash).
+                size = read_sidecar(path)["c"]["flash_bytes"] if fmt == "c" else path.stat().st_size
                 float_size.setdefault(fmt, size)
                 r = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend=backend)
                 rows.append({"dataset": name, "cell": cell, "format": fmt, "quantize": q, "bytes": size,
@@ -86,13 +93,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--units", type=int, default=32)
     parser.add_argument("--out", type=Path, default=None, help="keep the models here (default: a temp dir)")
+    parser.add_argument("--formats", default=None, help="comma-separated subset, e.g. c (default: all)")
     args = parser.parse_args()
+    formats = tuple(args.formats.split(",")) if args.formats else None
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        rows = run(args.epochs, args.units, args.out)
+        rows = run(args.epochs, args.units, args.out, formats)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = run(args.epochs, args.units, Path(tmp))
+            rows = run(args.epochs, args.units, Path(tmp), formats)
     print(table(rows))
 
 

@@ -43,7 +43,9 @@ from edgelstm.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
 from edgelstm.spec import GATES, STATE_KINDS, LayerSpec, ModelSpec
 
-QUANTIZATIONS = ("float32",)
+QUANTIZATIONS = ("float32", "int8")
+#: The weight-matrix kernel per quantization: float weights, or int8 with one scale per row.
+MATVEC = {"float32": "el_matvec", "int8": "el_matvec_q8"}
 MODES = ("step",)
 
 #: Output rows computed together by the matrix-vector kernel (weights stored [block][k][row]).
@@ -81,11 +83,23 @@ def c_float(value) -> str:
 
 
 def c_array(name: str, values: np.ndarray, per_line: int = 8) -> str:
-    values = np.asarray(values, np.float32).ravel()
+    values = np.asarray(values).ravel()
+    if values.dtype == np.int8:
+        ctype, fmt, per_line = "int8_t", str, 16
+    else:
+        ctype, fmt = "float", c_float
     lines = []
     for start in range(0, len(values), per_line):
-        lines.append("    " + ", ".join(c_float(v) for v in values[start:start + per_line]) + ",")
-    return f"static const float {name}[{len(values)}] = {{\n" + "\n".join(lines) + "\n};\n"
+        lines.append("    " + ", ".join(fmt(v) for v in values[start:start + per_line].tolist()) + ",")
+    return f"static const {ctype} {name}[{len(values)}] = {{\n" + "\n".join(lines) + "\n};\n"
+
+
+def quantize_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 weights, float32 scale per row): symmetric, the largest |w| of a row -> 127."""
+    scale = (np.abs(rows).max(axis=1) / 127.0).astype(np.float32)
+    safe = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = np.clip(np.rint(rows / safe[:, None]), -127, 127).astype(np.int8)
+    return q, scale
 
 
 def padded(units: int) -> int:
@@ -214,6 +228,35 @@ EL_INLINE void el_matvec(float *z, const float *w, const float *b, int blocks,
 }
 """
 
+_MATVEC_Q8 = r"""
+/* int8 weights with one scale per output row (a quarter of the flash of float):
+ * z[r] = b[r] + scale[r] * sum_k q[k][r] * v[k], with [x; h] as v and the same block layout
+ * as el_matvec; activations stay float. b may be 0. */
+EL_INLINE void el_matvec_q8(float *z, const int8_t *w, const float *scale, const float *b, int blocks,
+                            const float *x, int nx, const float *h, int nh)
+{
+    for (int blk = 0; blk < blocks; ++blk) {
+        float acc[EL_ROWS];
+        for (int r = 0; r < EL_ROWS; ++r)
+            acc[r] = 0.0f;
+        for (int k = 0; k < nx; ++k, w += EL_ROWS) {
+            const float v = x[k];
+            for (int r = 0; r < EL_ROWS; ++r)
+                EL_MAC(acc[r], (float)w[r], v);
+        }
+        for (int k = 0; k < nh; ++k, w += EL_ROWS) {
+            const float v = h[k];
+            for (int r = 0; r < EL_ROWS; ++r)
+                EL_MAC(acc[r], (float)w[r], v);
+        }
+        for (int r = 0; r < EL_ROWS; ++r) {
+            const int row = blk * EL_ROWS + r;
+            z[row] = acc[r] * scale[row] + (b ? b[row] : 0.0f);
+        }
+    }
+}
+"""
+
 _EXP = r"""
 /* e^x for float, branch-free so loops over it vectorize: x = n ln2 + r with |r| <= ln2/2
  * (ln2 split in two so n ln2 is exact), e^r from the Cephes expf polynomial, 2^n from the
@@ -299,21 +342,31 @@ def activation(name: str, v: str) -> str:
 class Layer:
     """What one layer contributes to the file: weights, its function, and its call."""
 
-    def __init__(self, spec_layer: LayerSpec, index: int, width: int):
+    def __init__(self, spec_layer: LayerSpec, index: int, width: int, quantize: str = "float32"):
         self.layer = spec_layer
+        self.quantize = quantize
+        self.matvec = MATVEC[quantize]
         self.i = index
         self.width = width  # input features
         self.units = spec_layer.units
         self.pad = padded(spec_layer.units)
         self.fn = f"layer{index}_{spec_layer.kind}"
-        self.weights: list[tuple[str, np.ndarray]] = []  # (C name, flat float32 values)
+        self.weights: list[tuple[str, np.ndarray]] = []  # (C name, flat float32 or int8 values)
         self.defines = [f"#define L{index}_IN {width}", f"#define L{index}_UNITS {self.units}",
                         f"#define L{index}_PAD {self.pad}"]
 
     def add_weights(self, suffix: str, values: np.ndarray) -> str:
         name = f"layer{self.i}_{suffix}"
-        self.weights.append((name, np.asarray(values, np.float32).ravel()))
+        values = np.asarray(values)
+        self.weights.append((name, (values if values.dtype == np.int8 else values.astype(np.float32)).ravel()))
         return name
+
+    def matrix(self, suffix: str, rows: np.ndarray) -> str:
+        """Store (R, K) weight rows for self.matvec; returns its weight argument(s) in C."""
+        if self.quantize == "int8":
+            q, scale = quantize_rows(rows)
+            return f"{self.add_weights(suffix, blocked(q))}, {self.add_weights(suffix + '_scale', scale)}"
+        return self.add_weights(suffix, blocked(rows))
 
     def bias(self, suffix: str, values: np.ndarray | None) -> str:
         return self.add_weights(suffix, values) if values is not None else "0"
@@ -330,7 +383,7 @@ def lstm(layer: Layer) -> str:
     lay, i = layer.layer, layer.i
     order = [0, 1, 2, 3]  # Keras: i, f, c, o
     rows = np.concatenate([lay.weights["kernel"], lay.weights["recurrent_kernel"]], axis=0)
-    w = layer.add_weights("w", blocked(gate_rows(rows, lay.units, order)))
+    w = layer.matrix("w", gate_rows(rows, lay.units, order))
     b = layer.bias("b", gate_bias(lay.weights["bias"], lay.units, order) if lay.use_bias else None)
     g, a = lay.recurrent_activation, lay.activation
     return f"""
@@ -344,7 +397,7 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS], float c[L{i}
 {{
     float z[4 * L{i}_PAD];
     float *zi = z, *zf = z + L{i}_PAD, *zg = z + 2 * L{i}_PAD, *zo = z + 3 * L{i}_PAD;
-    el_matvec(z, {w}, {b}, 4 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {layer.matvec}(z, {w}, {b}, 4 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
     for (int k = 0; k < L{i}_PAD; ++k) {{
         zi[k] = {activation(g, "zi[k]")};
         zf[k] = {activation(g, "zf[k]")};
@@ -367,11 +420,11 @@ def gru(layer: Layer) -> str:
     u = lay.units
     if lay.reset_after:
         bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
-        w_zr = layer.add_weights("w_zr", blocked(gate_rows(both, u, [0, 1])))
+        w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
         b_zr = layer.bias("b_zr", gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None)
-        w_xh = layer.add_weights("w_xh", blocked(gate_rows(kernel, u, [2])))
+        w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]))
         b_xh = layer.bias("b_xh", gate_bias(bx, u, [2]) if lay.use_bias else None)
-        w_hh = layer.add_weights("w_hh", blocked(gate_rows(recurrent, u, [2])))
+        w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]))
         b_hh = layer.bias("b_hh", gate_bias(bh, u, [2]) if lay.use_bias else None)
         return f"""
 /* {layer.title}
@@ -384,9 +437,9 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
 {{
     float zr[2 * L{i}_PAD], xn[L{i}_PAD], hn[L{i}_PAD];
     float *z = zr, *r = zr + L{i}_PAD;
-    el_matvec(zr, {w_zr}, {b_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
-    el_matvec(xn, {w_xh}, {b_xh}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
-    el_matvec(hn, {w_hh}, {b_hh}, L{i}_PAD / EL_ROWS, h, L{i}_UNITS, 0, 0);
+    {layer.matvec}(zr, {w_zr}, {b_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {layer.matvec}(xn, {w_xh}, {b_xh}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
+    {layer.matvec}(hn, {w_hh}, {b_hh}, L{i}_PAD / EL_ROWS, h, L{i}_UNITS, 0, 0);
     for (int k = 0; k < L{i}_PAD; ++k) {{
         z[k] = {activation(g, "z[k]")};
         r[k] = {activation(g, "r[k]")};
@@ -397,9 +450,9 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
 }}
 """
     b = lay.weights["bias"] if lay.use_bias else None
-    w_zr = layer.add_weights("w_zr", blocked(gate_rows(both, u, [0, 1])))
+    w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
     b_zr = layer.bias("b_zr", gate_bias(b, u, [0, 1]) if b is not None else None)
-    w_n = layer.add_weights("w_n", blocked(gate_rows(both, u, [2])))
+    w_n = layer.matrix("w_n", gate_rows(both, u, [2]))
     b_n = layer.bias("b_n", gate_bias(b, u, [2]) if b is not None else None)
     return f"""
 /* {layer.title}
@@ -412,14 +465,14 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
 {{
     float zr[2 * L{i}_PAD], n[L{i}_PAD], rh[L{i}_UNITS];
     float *z = zr, *r = zr + L{i}_PAD;
-    el_matvec(zr, {w_zr}, {b_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {layer.matvec}(zr, {w_zr}, {b_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
     for (int k = 0; k < L{i}_PAD; ++k) {{
         z[k] = {activation(g, "z[k]")};
         r[k] = {activation(g, "r[k]")};
     }}
     for (int k = 0; k < L{i}_UNITS; ++k)
         rh[k] = r[k] * h[k];
-    el_matvec(n, {w_n}, {b_n}, L{i}_PAD / EL_ROWS, x, L{i}_IN, rh, L{i}_UNITS);
+    {layer.matvec}(n, {w_n}, {b_n}, L{i}_PAD / EL_ROWS, x, L{i}_IN, rh, L{i}_UNITS);
     for (int k = 0; k < L{i}_UNITS; ++k)
         h[k] = z[k] * h[k] + (1.0f - z[k]) * {activation(a, "n[k]")};
 }}
@@ -429,7 +482,7 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
 def simple_rnn(layer: Layer) -> str:
     lay, i = layer.layer, layer.i
     rows = np.concatenate([lay.weights["kernel"], lay.weights["recurrent_kernel"]], axis=0)
-    w = layer.add_weights("w", blocked(gate_rows(rows, lay.units, [0])))
+    w = layer.matrix("w", gate_rows(rows, lay.units, [0]))
     b = layer.bias("b", gate_bias(lay.weights["bias"], lay.units, [0]) if lay.use_bias else None)
     return f"""
 /* {layer.title}
@@ -438,7 +491,7 @@ def simple_rnn(layer: Layer) -> str:
 static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
 {{
     float z[L{i}_PAD];
-    el_matvec(z, {w}, {b}, L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {layer.matvec}(z, {w}, {b}, L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
     for (int k = 0; k < L{i}_UNITS; ++k)
         h[k] = {activation(lay.activation, "z[k]")};
 }}
@@ -447,7 +500,7 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
 
 def dense(layer: Layer) -> str:
     lay, i = layer.layer, layer.i
-    w = layer.add_weights("w", blocked(gate_rows(lay.weights["kernel"], lay.units, [0])))
+    w = layer.matrix("w", gate_rows(lay.weights["kernel"], lay.units, [0]))
     b = layer.bias("b", gate_bias(lay.weights["bias"], lay.units, [0]) if lay.use_bias else None)
     head = f"""
 /* {layer.title} (applied to every step)
@@ -456,7 +509,7 @@ def dense(layer: Layer) -> str:
 static void {layer.fn}(const float x[L{i}_IN], float y[L{i}_UNITS])
 {{
     float z[L{i}_PAD];
-    el_matvec(z, {w}, {b}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
+    {layer.matvec}(z, {w}, {b}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
 """
     if lay.activation == "softmax":
         return head + f"""    float top = z[0], sum = 0.0f;
@@ -509,12 +562,13 @@ def _activations_used(spec: ModelSpec) -> set[str]:
     return used
 
 
-def _helpers(spec: ModelSpec) -> str:
+def _helpers(spec: ModelSpec, quantize: str) -> str:
     """The building blocks this model uses, and only those (clang warns about unused ones)."""
     used = _activations_used(spec)
     text = _MACROS
     text += _SELECT if used - {"linear"} else ""
-    text += _MATVEC if any(lay.kind != "affine" for lay in spec.layers) else ""
+    if any(lay.kind != "affine" for lay in spec.layers):
+        text += _MATVEC_Q8 if quantize == "int8" else _MATVEC
     text += _EXP if used & {"sigmoid", "tanh", "softmax"} else ""
     for name in ("sigmoid", "tanh", "hard_sigmoid", "relu", "softsign"):
         if name in used:
@@ -522,9 +576,14 @@ def _helpers(spec: ModelSpec) -> str:
     return text
 
 
-def _summary(spec: ModelSpec, layers: list[Layer]) -> list[str]:
+WEIGHTS_NOTE = {"float32": "float32 weights",
+                "int8": "int8 weights, one float scale per output row; float activations and state"}
+
+
+def _summary(spec: ModelSpec, layers: list[Layer], quantize: str) -> list[str]:
     task = spec.task + (f" ({', '.join(map(str, spec.class_names))})" if spec.class_names else "")
     lines = [f"Model {spec.name!r}: {task}, {spec.input_size} inputs -> {spec.output_size} outputs per step",
+             f"Quantization: {quantize} ({WEIGHTS_NOTE[quantize]})",
              *[f"  {lay.title}" for lay in layers],
              f"Source model sha256: {spec.source_hash or 'unknown'}",
              f"edgelstm {__version__}, weights sha256: {spec.weights_hash()}"]
@@ -541,16 +600,16 @@ def generate(spec: ModelSpec, name: str, quantize: str = "float32", **extra) -> 
     for i, lay in enumerate(spec.layers):
         if lay.kind not in LAYER_WRITERS:
             raise UserError(f"layer {i} ({lay.kind}): the C exporter cannot express this layer kind")
-        layers.append(Layer(lay, i, width))
+        layers.append(Layer(lay, i, width, quantize))
         width = lay.units
     functions = [LAYER_WRITERS[layer.layer.kind](layer) for layer in layers]
-    weight_bytes = sum(4 * len(v) for layer in layers for _, v in layer.weights)
+    weight_bytes = sum(v.nbytes for layer in layers for _, v in layer.weights)
     states = spec.state_specs()
     stats = spec.stats()
-    summary = _summary(spec, layers)
+    summary = _summary(spec, layers, quantize)
 
     header = _header(spec, name, summary, states, stats, weight_bytes)
-    source = _source(spec, name, summary, layers, functions)
+    source = _source(spec, name, summary, layers, functions, quantize)
     desc = describe(spec, "c", quantize, **extra)
     desc["c"] = {
         "name": name,
@@ -612,7 +671,7 @@ void {name}_step({name}_state_t *s, const float in[{name}_INPUTS], float out[{na
 """
 
 
-def _source(spec, name, summary, layers, functions) -> str:
+def _source(spec, name, summary, layers, functions, quantize) -> str:
     comment = "\n".join(f" * {line}" if line else " *" for line in summary)
     defines = "\n".join(d for layer in layers for d in layer.defines)
     weights = "".join(c_array(n, v) for layer in layers for n, v in layer.weights)
@@ -645,7 +704,7 @@ def _source(spec, name, summary, layers, functions) -> str:
 
 #include <math.h>   /* fmaf, used only where the FPU fuses multiply-add (FP_FAST_FMAF) */
 #include <string.h>
-{_helpers(spec)}
+{_helpers(spec, quantize)}
 /* -- sizes --------------------------------------------------------------------------- */
 {defines}
 
