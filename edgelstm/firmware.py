@@ -70,8 +70,10 @@ TOLERANCES = {
     # int16x8: 8-bit weights with 16-bit activations and state (TFLM's LSTM kernel
     # test allows 1e-3 for one step; a stream accumulates the state's rounding).
     "int16x8": 2e-2,
-    # int8: 8-bit activations and weights; TFLM's int8 LSTM test allows 1e-2 per step,
-    # and a few hundred steps of recurrent rounding add to it.
+    # int8: 8-bit weights (the C exporter keeps activations and state float so far: 0.017
+    # measured on BasicMotions' softmax over 400 steps); 8e-2 also leaves room for 8-bit
+    # activations, for which TFLM's int8 LSTM test allows 1e-2 per step, before a stream
+    # adds its recurrent rounding.
     "int8": 8e-2,
 }
 
