@@ -127,7 +127,8 @@ int main(int argc, char **argv) {
     }
     for (int k = 0; k < NU; ++k) diff = std::max(diff, std::fabs(out[k] - check.h[k]));
     sink += out[0] + peer.h[0];
-    printf("{\"generated_ns\": %.2f, \"eigen_ns\": %.2f, \"max_abs_diff\": %.3g, \"sink\": %g}\n", gen, eig, diff, sink);
+    printf("{\"generated_ns\": %.2f, \"eigen_ns\": %.2f, \"max_abs_diff\": %.3g, \"sink\": %g}\n",
+           gen, eig, diff, sink);
     return 0;
 }
 """
@@ -150,7 +151,8 @@ def bench_spec(kind: str, features: int, units: int):
 
 
 def _array(name: str, values: np.ndarray) -> str:
-    return f"alignas(64) static const float {name}[] = {{" + ",".join(f"{v!r}f" for v in values.ravel().tolist()) + "};\n"
+    body = ",".join(f"{v!r}f" for v in values.ravel().tolist())
+    return f"alignas(64) static const float {name}[] = {{{body}}};\n"
 
 
 def compare_with_eigen(spec, work: Path, cc: str, cxx: str) -> dict:

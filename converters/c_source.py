@@ -24,6 +24,10 @@ Why it is fast (benchmarks/c_step.py holds it against an Eigen peer):
 * **No double anywhere**: every literal is ``f``-suffixed, so Cortex-M4F/M7/M33 run
   it on their single-precision FPU.
 
+``--quantize int8`` stores the weight matrices as int8 with one float scale per output
+row (``el_matvec_q8``); activations and state stay float. Integer-only int16x8 C is not
+built yet.
+
 The ``.c`` file carries its own description (the usual artifact JSON) in a trailing
 comment, with the sha256 of the header and of the code above it: the native backend
 refuses a file edited after export before compiling it.
@@ -41,7 +45,7 @@ from edgelstm import __version__
 from edgelstm.artifact import describe, write_sidecar
 from edgelstm.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
-from edgelstm.spec import GATES, STATE_KINDS, LayerSpec, ModelSpec
+from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
 
 QUANTIZATIONS = ("float32", "int8")
 #: The weight-matrix kernel per quantization: float weights, or int8 with one scale per row.

@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.artifact import describe, write_sidecar
-from edgelstm.calibration import synthetic_sequences
+from edgelstm.calibration import split_heldout, synthetic_sequences
 from edgelstm.errors import UserError, one_line
 from edgelstm.runtime import reference
+from edgelstm.runtime.ranges import ranges_from_samples
 from edgelstm.runtime.tflite_info import METADATA_NAME, TFLiteFile, forbidden_ops
 from edgelstm.spec import ModelSpec
 
@@ -59,19 +60,21 @@ def split_calibration(options, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray,
     synthetic = bool(options.calibration_synthetic) or data is None
     if data is None:
         data = synthetic_sequences(spec, n=24, steps=100)
-    data = np.asarray(data, np.float32)
+    data = _checked(np.asarray(data, np.float32), spec)
+    if options.heldout is not None:  # converters.export held data out already: calibrate on the rest
+        return data, options.heldout, synthetic
+    calib, _, held_out, _ = split_heldout(data)
+    return calib, held_out, synthetic
+
+
+def _checked(data: np.ndarray, spec: ModelSpec) -> np.ndarray:
     if data.ndim == 2:
         data = data[None]
     if data.ndim != 3 or data.shape[-1] != spec.input_size:
         raise UserError(f"calibration data has shape {data.shape}, expected (sequences, steps, {spec.input_size})")
     if not np.isfinite(data).all():
         raise UserError("calibration data holds NaN or inf")
-    n = len(data)
-    if n < 2:
-        return data, data, synthetic
-    held = max(1, n // 5)
-    order = np.random.default_rng(0).permutation(n)
-    return data[order[held:]], data[order[:held]], synthetic
+    return data
 
 
 def representative_samples(spec: ModelSpec, mode: str, seq_len: int | None,
@@ -329,7 +332,9 @@ def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
                   "quantization ranges may not fit real data (pass --calibration-data)")
         samples = representative_samples(spec, mode, seq_len, calib)
         calibration = {"sequences": int(len(calib)), "samples": len(samples), "synthetic": synthetic,
-                       "source": extra.get("calibration_source")}
+                       "source": extra.get("calibration_source"),
+                       # what the runtime counts inputs / pinned outputs against (runtime/ranges.py)
+                       **ranges_from_samples(spec, samples, mode)}
     data = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, extra.get("timeout"))
     path = Path(out_dir) / f"{options.basename}.tflite"
     tmp = path.with_name(path.name + ".tmp")

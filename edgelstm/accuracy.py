@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.runtime import load, reference
+from edgelstm.runtime.ranges import range_line
 from edgelstm.spec import ModelSpec
 
 
@@ -33,10 +34,13 @@ def compare_artifact(spec: ModelSpec, artifact: str | Path, sequences: np.ndarra
     (regression, when targets are given).
     """
     sequences = np.asarray(sequences, np.float32)
-    model = load(artifact, backend=backend, streams=len(sequences))
+    model = load(artifact, backend=backend, streams=len(sequences), on_range=lambda summary: None)
     got = stream_outputs(model, sequences)
     want, _ = reference.run_sequence(spec, sequences)
-    return summarize(spec, want, got, targets)
+    out = summarize(spec, want, got, targets)
+    if model.range_summary() is not None:  # quantized: what the calibrated ranges did not cover
+        out["calibrated_range"] = model.range_summary()
+    return out
 
 
 def predicted_class(y: np.ndarray) -> np.ndarray:
@@ -50,6 +54,8 @@ def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.nd
     """Error figures of ``got`` against ``want``, both (N, T, outputs) streamed outputs."""
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
     out = {
+        # relu states can grow without bound: then the float answer itself is NaN/inf
+        "reference_diverged": not bool(np.isfinite(want).all()),
         "max_abs_err": float(err.max()),
         "mean_abs_err": float(err.mean()),
         "steps": int(want.shape[1]),
@@ -68,16 +74,25 @@ def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.nd
         new = float(np.sqrt(np.mean((last_got - t) ** 2)))
         out["rmse_reference"] = ref
         out["rmse"] = new
-        out["rmse_change"] = (new - ref) / ref if ref > 0 else 0.0
+        out["rmse_change"] = (new - ref) / ref if ref > 0 else (0.0 if new == ref else float("inf"))
     return out
 
 
 def format_loss(report: dict) -> str:
     """One line saying what an export lost against the float reference."""
-    parts = [f"max |export - float| = {report['max_abs_err']:.3g}"]
+    shape = f" over {report['sequences']} sequences x {report['steps']} steps"
+    if report.get("reference_diverged"):
+        return "not checked: the float reference itself diverges (NaN/inf) on these inputs" + shape
+    if not np.isfinite(report["max_abs_err"]):
+        return "max |export - float| is not finite: the export gives NaN/inf where the float reference does not" + shape
+    parts = [f"max |export - float| over every step = {report['max_abs_err']:.3g}"]
     if "agreement" in report:
         parts.append(f"class agreement {100 * report['agreement']:.1f}%")
     if "rmse_change" in report:
         parts.append(f"RMSE {report['rmse_reference']:.4g} -> {report['rmse']:.4g} "
                      f"({100 * report['rmse_change']:+.2f}%)")
-    return ", ".join(parts) + f" over {report['sequences']} sequences x {report['steps']} steps"
+    line = ", ".join(parts) + shape
+    ranges = report.get("calibrated_range")
+    if ranges and (ranges["inputs_outside"] or ranges["outputs_pinned"]):
+        line += f" ({range_line(ranges)})"
+    return line

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.accuracy import predicted_class
-from edgelstm.errors import MissingExtraError, UserError
+from edgelstm.errors import MissingExtraError, UserError, require_file
+from edgelstm.runtime.ranges import range_line
 
 DEFAULT_STEPS = 2000
 DEFAULT_SEGMENTS = 10
@@ -53,17 +54,6 @@ def streaming_twin(model):
         if hasattr(clone, "finalize_state"):
             clone.finalize_state()
     return twin
-
-
-def keras_stream_outputs(model, stream: np.ndarray) -> np.ndarray:
-    """Keras' output after every step of ``stream`` (T, F): (T, outputs).
-
-    One ``predict`` call runs the recurrence as a compiled graph (seconds for thousands
-    of steps, where calling the model step by step would take minutes).
-    """
-    twin = streaming_twin(model)
-    out = np.asarray(twin.predict(np.asarray(stream, np.float32)[None], verbose=0, batch_size=1))
-    return out[0]
 
 
 # -- the data -----------------------------------------------------------------------------
@@ -124,10 +114,23 @@ def error_growth(err: np.ndarray, segments: int) -> dict:
     }
 
 
+def first_nonfinite_step(y: np.ndarray) -> int | None:
+    """The first step (row) of ``y`` (T, O) holding NaN or inf, or None."""
+    bad = ~np.isfinite(y).all(axis=1)
+    return int(np.argmax(bad)) if bad.any() else None
+
+
 def compare(want: np.ndarray, got: np.ndarray, task: str, segments: int = DEFAULT_SEGMENTS) -> dict:
-    """Figures of the artifact's streamed outputs ``got`` against the reference ``want`` (T, O)."""
+    """Figures of the artifact's streamed outputs ``got`` against the reference ``want`` (T, O).
+
+    A reference that is NaN/inf somewhere has diverged (e.g. an unbounded relu state
+    over a long stream): every figure after that step compares nothing, so the report
+    names the step (``reference_diverged_at``) and ``check_thresholds`` fails it.
+    """
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
     out = {
+        "reference_diverged_at": first_nonfinite_step(want),
+        "artifact_nonfinite_at": first_nonfinite_step(got),
         "steps": int(len(want)),
         "outputs": int(want.shape[1]),
         "max_abs_err": float(err.max()),
@@ -143,14 +146,37 @@ def compare(want: np.ndarray, got: np.ndarray, task: str, segments: int = DEFAUL
     return out
 
 
+def chunks(stream: np.ndarray, every: int | None) -> list[np.ndarray]:
+    """``stream`` cut into pieces of ``every`` steps (the last may be shorter); one piece
+    when ``every`` is None."""
+    if not every:
+        return [stream]
+    return [stream[a:a + every] for a in range(0, len(stream), every)]
+
+
+def _batched(fn, pieces: list[np.ndarray]) -> np.ndarray:
+    """``fn`` (N, T, F) -> (N, T, O) over equal-length pieces at once, the short tail alone;
+    the outputs laid end to end again as (steps, O)."""
+    full = [p for p in pieces if len(p) == len(pieces[0])]
+    out = fn(np.stack(full))
+    outs = [out.reshape(-1, out.shape[-1])]
+    if len(full) < len(pieces):
+        outs.append(fn(pieces[-1][None])[0])
+    return np.concatenate(outs)
+
+
 def run_check(model_path: Path, artifact: Path, data: Path | None = None, dataset: str | None = None,
               steps: int = DEFAULT_STEPS, segments: int = DEFAULT_SEGMENTS, backend: str = "auto",
-              warn=None) -> tuple[dict, np.ndarray]:
-    """Stream the data through both; returns (report, absolute errors (T, outputs))."""
+              warn=None, reset_every: int | str | None = None) -> tuple[dict, np.ndarray]:
+    """Stream the data through both; returns (report, absolute errors (T, outputs)).
+
+    ``reset_every``: both start from a zero state again every N steps (``"window"``: the
+    model's own window length), the way a windowed model is used; default: never.
+    """
     from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
     from edgelstm.runtime import load, reference
 
-    model_path, artifact = Path(model_path), Path(artifact)
+    model_path, artifact = Path(model_path), require_file(artifact)  # before the long part
     suffix = model_path.suffix.lower()
     if suffix not in KERAS_SUFFIXES + (".npz",):
         raise UserError(f"{model_path}: the reference must be a Keras model (.keras/.h5) or an edgelstm .npz")
@@ -159,19 +185,31 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
     if synthetic and warn is not None:
         warn("no real data (give --data or --dataset); streaming synthetic inputs")
     stream = long_stream(sequences, steps)
+    if reset_every == "window":
+        if not spec.seq_len:
+            raise UserError("--reset-every window: the model does not record its window length; give a number")
+        reset_every = spec.seq_len
+    pieces = chunks(stream, int(reset_every) if reset_every else None)
 
-    model = load(artifact, backend=backend)
+    model = load(artifact, backend=backend, on_range=lambda summary: None)  # reported below
     if model.input_size != spec.input_size or model.output_size != spec.output_size:
         raise UserError(f"{artifact} takes {model.input_size} inputs and gives {model.output_size} outputs; "
                         f"{model_path} takes {spec.input_size} and gives {spec.output_size}: not the same model")
-    got = model.run(stream)
+    got = []
+    for piece in pieces:
+        model.reset()
+        got.append(model.run(piece))
+    got = np.concatenate(got)
     if suffix in KERAS_SUFFIXES:
         from edgelstm.keras_import import load_keras_model
 
-        want = keras_stream_outputs(load_keras_model(model_path), stream)
+        # One predict per batch of pieces runs the recurrence as a compiled graph (seconds for
+        # thousands of steps, where calling the model step by step would take minutes).
+        twin = streaming_twin(load_keras_model(model_path))
+        want = _batched(lambda xs: np.asarray(twin.predict(xs, verbose=0, batch_size=len(xs))), pieces)
         ref_name = "keras"
     else:
-        want = reference.run_sequence(spec, stream[None])[0][0]
+        want = _batched(lambda xs: reference.run_sequence(spec, xs)[0], pieces)
         ref_name = "numpy reference"
     report = compare(want, got, spec.task, segments)
     report.update({
@@ -181,18 +219,27 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         "data": source, "synthetic_data": synthetic,
         "data_rows": int(np.prod(sequences.shape[:-1])),
         "repeated": bool(np.prod(sequences.shape[:-1]) < steps),
+        "calibrated_range": model.range_summary(),
+        "reset_every": int(reset_every) if reset_every else None,
     })
     return report, np.abs(got.astype(np.float64) - want.astype(np.float64))
 
 
 def check_thresholds(report: dict, max_abs_err: float | None, min_agreement: float | None) -> list[str]:
+    """The thresholds ``report`` breaks, as short reasons. Comparisons are written so
+    that NaN and inf fail (``not err <= bar``), and a diverged reference always fails:
+    with nothing to compare against, no threshold can be said to hold."""
     broken = []
-    if max_abs_err is not None and report["max_abs_err"] > max_abs_err:
+    diverged = report.get("reference_diverged_at")
+    if diverged is not None:
+        broken.append(f"the reference itself diverges (NaN/inf from step {diverged}), so the comparison means "
+                      "nothing: use shorter or bounded data (--steps, --data)")
+    if max_abs_err is not None and not report["max_abs_err"] <= max_abs_err:
         broken.append(f"max abs error {report['max_abs_err']:.3g} exceeds --max-abs-err {max_abs_err:g}")
     if min_agreement is not None:
         if "agreement" not in report:
             raise UserError("--min-agreement needs a classifier (a softmax/sigmoid head with several outputs)")
-        if report["agreement"] < min_agreement:
+        if not (np.isfinite(report["agreement"]) and report["agreement"] >= min_agreement):
             broken.append(f"class agreement {report['agreement']:.4f} is below --min-agreement {min_agreement:g}")
     report["thresholds"] = {"max_abs_err": max_abs_err, "min_agreement": min_agreement, "ok": not broken}
     return broken
@@ -205,13 +252,22 @@ def format_report(report: dict) -> list[str]:
         f"{report['artifact']} ({report['format']} {report['quantize']}, backend {report['backend']}) "
         f"against {report['reference']} {report['model']}",
         f"  stream     {report['steps']} steps from {report['data']}"
-        + (f" ({report['data_rows']} rows, repeated end to end)" if report["repeated"] else ""),
+        + (f" ({report['data_rows']} rows, repeated end to end)" if report["repeated"] else "")
+        + (f", state reset every {report['reset_every']} steps" if report.get("reset_every") else ""),
         f"  abs error  max {report['max_abs_err']:.3g}   mean {report['mean_abs_err']:.3g}   "
         f"(reference outputs span {report['reference_range'][0]:.3g} .. {report['reference_range'][1]:.3g})",
         f"  drift      mean error per segment {per_segment}",
         f"             slope {g['slope_per_1000_steps']:+.3g} per 1000 steps, last/first segment "
         f"{g['last_over_first']:.2f}x",
     ]
+    if report.get("reference_diverged_at") is not None:
+        lines.insert(2, f"  reference  DIVERGES: NaN/inf from step {report['reference_diverged_at']} "
+                        "(the error figures compare nothing from there on)")
+    elif report.get("artifact_nonfinite_at") is not None:
+        lines.insert(2, f"  artifact   gives NaN/inf from step {report['artifact_nonfinite_at']} "
+                        "where the reference is finite")
+    if report.get("calibrated_range"):
+        lines.append("  " + range_line(report["calibrated_range"]))
     if "agreement" in report:
         first = report.get("first_disagreement_step")
         lines.append(f"  classes    agreement {100 * report['agreement']:.2f}% of steps"
@@ -245,6 +301,11 @@ def plot_errors(err: np.ndarray, report: dict, path: str | Path) -> Path:
     if err.shape[1] <= 12:
         ax.legend(fontsize=8, loc="upper left", ncol=min(4, err.shape[1]))
     ax.grid(alpha=0.3)
+    return save_png(plt, fig, path)
+
+
+def save_png(plt, fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG and free it; an unwritable path is one line."""
     fig.tight_layout()
     try:
         fig.savefig(path, format="png")

@@ -163,67 +163,67 @@ def _print_info(data: dict) -> None:
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["npz", "tflite", "onnx", "c"]), default="npz", show_default=True,
-              help="Target: npz (numpy backend), tflite (LiteRT / TFLite Micro), onnx (ONNX Runtime), "
-                   "c (C99 NAME.h + NAME.c for microcontrollers; the native backend).")
+@click.option("--format", "fmt", default="npz", show_default=True,
+              help="Target, or several separated by commas: npz (numpy backend), tflite (LiteRT / TFLite "
+                   "Micro), onnx (ONNX Runtime), c (C99 NAME.h + NAME.c for microcontrollers; native backend).")
 @click.option("--quantize", default="float32", show_default=True,
-              help="float32 | dynamic (int8 weights) | int8 (full integer, tflite) | int16x8 (tflite).")
+              help="float32 | dynamic (int8 weights) | int8 (full integer, tflite) | int16x8 (tflite); "
+                   "several separated by commas.")
+@click.option("--all", "all_variants", is_flag=True,
+              help="Every format and quantization available here (combinations a format lacks are skipped).")
 @click.option("--mode", type=click.Choice(["step", "sequence"]), default="step", show_default=True,
               help="step: one timestep in, state as explicit inputs/outputs (streaming). "
-                   "sequence: a whole window in.")
+                   "sequence: a whole window in (for other tools; run/check/profile need step mode).")
 @click.option("--seq-len", type=click.IntRange(1), default=None,
               help="Window length for --mode sequence (default: the model's own, if fixed).")
 @click.option("--calibration-data", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Real sequences for quantization: .npz (x: N,T,F), .npy or .csv. Default: the data "
                    "recorded by `edgelstm train`, else the bundled dataset, else synthetic (warned).")
 @click.option("--opset", type=int, default=None, help="ONNX opset (onnx only).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=None,
+              help="Classifiers: exit 1 and write nothing when the check on write finds a lower class "
+                   "agreement with the float model (a fraction, e.g. 0.98).")
+@click.option("--max-rmse-change", type=click.FloatRange(-100), default=None,
+              help="Regressors: exit 1 and write nothing when the check on write finds the RMSE against "
+                   "the held-out targets grew by more than PCT percent.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Directory to write into.")
 @click.option("--name", default=None,
               help="Base file name (default: the model file's name); for c also the C prefix of the API.")
 @click.option("--c-array", is_flag=True,
-              help="tflite: also write NAME_model_data.h/.cc for TensorFlow Lite Micro (aligned C array, "
+              help="tflite: also write <name>_model_data.h/.cc for TensorFlow Lite Micro (aligned C array, "
                    "MicroMutableOpResolver lines, measured arena size).")
-def export(model, fmt, quantize, mode, seq_len, calibration_data, opset, output_dir, name, c_array):
-    """Export MODEL (.keras, .h5 or .npz spec) to a deployable artifact, verified on write.
+def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, opset, min_agreement,
+           max_rmse_change, output_dir, name, c_array):
+    """Export MODEL (.keras, .h5 or .npz spec) to deployable artifacts, verified on write.
 
     Prints the path of every file written (the artifact and its .json description).
+    File names: <name>[.<quantize> unless float32][.sequence].<suffix>.
     """
-    from edgelstm.calibration import resolve
-    from edgelstm.converters import ExportOptions, export as run_export
+    from edgelstm.export_guard import ExportRejected
+    from edgelstm.export_variants import export_variants, variants
 
-    if c_array and fmt != "tflite":
+    # an invalid combination fails before anything else is said
+    todo = variants(fmt, quantize, mode, all_variants, note=lambda m: click.echo(m, err=True))
+    if c_array and not any(f == "tflite" for f, _ in todo):
         raise click.UsageError("--c-array needs --format tflite")
-    spec = load_model_spec(model)
-    options = ExportOptions(quantize=quantize, mode=mode, seq_len=seq_len, opset=opset,
-                            basename=name or default_basename(model, fmt, quantize, mode))
-    if quantize != "float32" or calibration_data is not None:
-        calib = resolve(spec, model, calibration_data, seq_len)
-        if calib.synthetic:
-            click.echo("warning: no real calibration data (give --calibration-data); using synthetic "
-                       "sequences, so quantization ranges may not fit real inputs", err=True)
-        options.calibration, options.calibration_synthetic = calib.x, calib.synthetic
-        options.heldout, options.heldout_targets = calib.heldout
-        options.extra["calibration_source"] = calib.source
-    paths = run_export(spec, fmt, output_dir, options)
-    if c_array:
-        from edgelstm.tflm_project import write_c_array
+    spec = load_model_spec(model)  # TensorFlow is imported once, here, for every variant
+    if min_agreement is not None and spec.task != "classification":
+        raise UserError("--min-agreement needs a classifier; use --max-rmse-change for a regressor")
+    try:
+        for path in export_variants(spec, model, todo, output_dir, name, mode=mode, seq_len=seq_len, opset=opset,
+                                    calibration_file=calibration_data, min_agreement=min_agreement,
+                                    max_rmse_change=max_rmse_change,
+                                    echo=lambda m: click.echo(m, err=True)):
+            click.echo(str(path))
+            if c_array and path.suffix == ".tflite":
+                from edgelstm.tflm_project import write_c_array
 
-        paths += write_c_array(paths[0], name)
-    for path in paths:
-        click.echo(str(path))
-
-
-def default_basename(model: Path, fmt: str, quantize: str, mode: str) -> str:
-    parts = [model.stem]
-    if quantize != "float32":
-        parts.append(quantize)
-    if mode != "step":
-        parts.append(mode)
-    if fmt == "c":  # the name is also the prefix of every C symbol
-        from edgelstm.converters.c_source import c_identifier
-        return c_identifier("_".join(parts))
-    return ".".join(parts)
+                for extra in write_c_array(path):
+                    click.echo(str(extra))
+    except ExportRejected as exc:
+        click.echo(f"FAIL: {exc}", err=True)
+        sys.exit(1)
 
 
 # -- run -------------------------------------------------------------------------------
@@ -247,12 +247,18 @@ def default_basename(model: Path, fmt: str, quantize: str, mode: str) -> str:
                    "end, also after an error; written atomically, so a crash leaves the last good state.")
 @click.option("--checkpoint-every", type=click.IntRange(1), default=None,
               help="With --state-file: also save the state every N streamed rows.")
+@click.option("--last-only", is_flag=True,
+              help="Print only the last output of each stream, at the end (e.g. the answer for a window).")
 def run(artifact, input_path, output_path, stream_column, backend, threads, on_bad_row, state_file,
-        checkpoint_every):
+        checkpoint_every, last_only):
     """Stream CSV rows through ARTIFACT step by step, keeping state between rows.
 
-    With --state-file, a stream split over several runs gives exactly the outputs of one
-    uninterrupted run; the file records how many rows its state has seen.
+    Rows are comma-, semicolon- or tab-separated (taken from the first line). With
+    --on-bad-row skip, a skipped row gets an output row with empty values, so output
+    row k answers input row k. An --output file appears only when the run succeeds
+    (written to a temporary file, then renamed). With --state-file, a stream split
+    over several runs gives exactly the outputs of one uninterrupted run; the file
+    records how many rows its state has seen.
     """
     from edgelstm.csv_stream import RunStats, stream_csv
     from edgelstm.runtime import load, state_file as states
@@ -260,9 +266,11 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
 
     if checkpoint_every is not None and state_file is None:
         raise click.UsageError("--checkpoint-every needs --state-file")
+    if output_path != "-" and not Path(output_path).parent.is_dir():
+        raise UserError(f"{output_path}: its directory {Path(output_path).parent} does not exist")
     if state_file is not None and not state_file.parent.is_dir():  # find out now, not after the stream
         raise UserError(f"{state_file}: its directory {state_file.parent} does not exist")
-    model = load(artifact, backend=backend, threads=threads)
+    model = load(artifact, backend=backend, threads=threads, on_range=lambda summary: None)  # said at the end
     router = StreamRouter(model)
     rows_before = 0
     if state_file is not None and state_file.exists():
@@ -279,14 +287,21 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
             save_state()
 
     src = _open_text(input_path, "r")
+    # A file output is written beside its destination and renamed into place only when
+    # the run succeeds: an error never leaves a partial file that looks complete.
+    # (a device or pipe such as /dev/null or a FIFO is written directly)
+    direct = output_path == "-" or (Path(output_path).exists() and not Path(output_path).is_file())
+    partial = None if direct else str(Path(output_path).with_name(f".{Path(output_path).name}.partial"))
+    done = False
     try:
-        dst = _open_text(output_path, "w")
+        dst = _open_text(partial or output_path, "w")
         try:
             try:
                 stream_csv(model, src, dst, stream_column=stream_column, on_bad_row=on_bad_row,
                            flush_each_row=input_path == "-", router=router, stats=stats,
-                           after_row=checkpoint if checkpoint_every else None,
+                           after_row=checkpoint if checkpoint_every else None, last_only=last_only,
                            warn=lambda msg: click.echo(f"warning: {msg}", err=True))
+                done = True
             finally:
                 # Every stream's state is as of its last good row here, even after a refused
                 # row or an engine error: the router only stores a state once its step succeeded.
@@ -297,11 +312,16 @@ def run(artifact, input_path, output_path, stream_column, backend, threads, on_b
                 dst.flush()
             else:
                 dst.close()
+                if partial is not None and done:
+                    Path(partial).replace(output_path)
+                elif partial is not None:
+                    Path(partial).unlink(missing_ok=True)
     finally:
         if src is not sys.stdin:
             src.close()
     if stats.skipped:
         click.echo(f"{stats.rows} rows streamed, {stats.skipped} skipped", err=True)
+    _warn_range(model.range_summary())
 
 
 def _open_text(path: str, mode: str):
@@ -374,7 +394,7 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
     Exits 1 with a one-line reason when --max-p99-us or --max-regression is broken, so a
     CI job can gate on it (the JSON is written either way).
     """
-    from edgelstm.latency import check_budgets, format_report, profile as run_profile, read_baseline
+    from edgelstm.latency import check_budgets, format_report, profile as run_profile, read_baseline, same_model
 
     if max_regression is not None and baseline is None:
         raise click.UsageError("--max-regression needs --baseline FILE")
@@ -384,11 +404,25 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
     broken = check_budgets(result, max_p99_us, base, max_regression, metric=f"{metric}_us")
     if base is not None:
         result["budget"]["baseline_file"] = str(baseline)
+        if not same_model(base, result):
+            click.echo(f"warning: the baseline measured another model ({base.get('model_name')}, "
+                       f"{base.get('format')} {base.get('quantize')}) than {artifact} ({result['model_name']}, "
+                       f"{result['format']} {result['quantize']}): the comparison is between different models",
+                       err=True)
         base_cpu = (base.get("machine") or {}).get("cpu")
         if base_cpu and base_cpu != result["machine"]["cpu"]:
             click.echo(f"warning: the baseline was measured on another CPU ({base_cpu}); "
                        "regenerate it on this runner for a fair comparison", err=True)
+    _warn_range(result.get("calibrated_range"), "profile's synthetic inputs: ")
     _finish(result, format_report(result), json_path, broken)
+
+
+def _warn_range(summary: dict | None, prefix: str = "") -> None:
+    """One stderr line when a quantized model saw inputs outside its calibrated range."""
+    from edgelstm.runtime.ranges import range_line
+
+    if summary and (summary["inputs_outside"] or summary["outputs_pinned"]):
+        click.echo(f"warning: {prefix}{range_line(summary)}", err=True)
 
 
 # -- check -----------------------------------------------------------------------------
@@ -415,8 +449,11 @@ def profile(artifact, steps, warmup, streams, threads, backend, window, json_pat
                    "reference is lower.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write a PNG of the error over stream position, one line per output (needs the plot extra).")
+@click.option("--reset-every", default=None, metavar="N|window",
+              help="Start both from a zero state again every N steps ('window': the model's own window "
+                   "length), the way a windowed model is used. Default: one unbroken stream.")
 def check(model, artifact, data, dataset, steps, segments, backend, json_path, max_abs_err, min_agreement,
-          plot_path):
+          plot_path, reset_every):
     """Accuracy of ARTIFACT against MODEL (the Keras model, or an .npz spec) over a long stream.
 
     Both see the same stream from a zero state; reports max/mean absolute error, its
@@ -427,8 +464,11 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
 
     if plot_path is not None:
         require_matplotlib()  # fail before the long part, not after
+    if reset_every is not None and reset_every != "window" and not (reset_every.isdigit() and int(reset_every) > 0):
+        raise UserError(f"--reset-every takes a positive number of steps or 'window', not {reset_every!r}")
     report, err = run_check(model, artifact, data=data, dataset=dataset, steps=steps, segments=segments,
-                            backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True))
+                            backend=backend, warn=lambda m: click.echo(f"warning: {m}", err=True),
+                            reset_every=reset_every)
     broken = check_thresholds(report, max_abs_err, min_agreement)
     if plot_path is not None:
         report["plot"] = str(plot_errors(err, report, plot_path))
@@ -484,14 +524,36 @@ def firmware(model, target, quantize, spec_path, build_dir, json_path, max_instr
 
 # -- train -----------------------------------------------------------------------------
 
+def _data_options(command):
+    """--dataset NAME | --csv FILE (--target, --task, --window): what `train` and `compare` learn from."""
+    options = [
+        click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy."),
+        click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Learn from a CSV instead: one row per timestep, with a header."),
+        click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label)."),
+        click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
+                     show_default=True, help="CSV: forecast the target's next value, or classify each window."),
+        click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length."),
+    ]
+    for option in reversed(options):  # as if stacked as decorators, in this order
+        command = option(command)
+    return command
+
+
+def _training_data(dataset, csv_path, target, task, window):
+    from edgelstm import datasets, training
+
+    if (dataset is None) == (csv_path is None):
+        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
+    if csv_path is None:
+        return datasets.load(dataset)
+    if not target:
+        raise click.UsageError("--csv needs --target COLUMN")
+    return training.dataset_from_csv(csv_path, target, window, task)
+
+
 @cli.command()
-@click.option("--dataset", default=None, help="Bundled dataset: basicmotions | airline | toy.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Train on a CSV instead: one row per timestep, with a header.")
-@click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label).")
-@click.option("--task", type=click.Choice(["regression", "classification"]), default="regression",
-              show_default=True, help="CSV: forecast the target's next value, or classify each window.")
-@click.option("--window", type=click.IntRange(2), default=24, show_default=True, help="CSV: window length.")
+@_data_options
 @click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn"]), default="lstm", show_default=True,
               help="Recurrent cell.")
 @click.option("--units", type=click.IntRange(1), default=32, show_default=True, help="Units per recurrent layer.")
@@ -505,23 +567,22 @@ def firmware(model, target, quantize, spec_path, build_dir, json_path, max_instr
               help="Directory (or .keras path) to write the model, report and calibration data to.")
 def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
     """Train a small LSTM / GRU / SimpleRNN and save a .keras model plus a report."""
-    from edgelstm import datasets, training
+    from edgelstm import training
     from edgelstm.keras_import import import_keras
 
-    if (dataset is None) == (csv_path is None):
-        raise click.UsageError("give exactly one of --dataset NAME or --csv FILE")
-    if csv_path is not None:
-        if not target:
-            raise click.UsageError("--csv needs --target COLUMN")
-        data = training.dataset_from_csv(csv_path, target, window, task)
-    else:
-        data = datasets.load(dataset)
+    data = _training_data(dataset, csv_path, target, task, window)
     import_keras()  # in a lean install: one line naming the extra, before any progress bar
     cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
                                learning_rate=lr, seed=seed)
-    with click.progressbar(length=epochs, label=f"training {cell.upper()}({units}) on {data.name}",
-                           file=sys.stderr) as bar:
-        report = training.train(data, cfg, output, progress=bar.update)
+    label = f"training {cell.upper()}({units}) on {data.name}"
+    if sys.stderr.isatty():
+        with click.progressbar(length=epochs, label=label, file=sys.stderr, item_show_func=lambda s: s) as bar:
+            report = training.train(data, cfg, output, progress=bar.update)
+    else:  # a log (CI, a pipe): one line per epoch, where a bar would print nothing until the end
+        done = iter(range(1, epochs + 1))
+        click.echo(label, err=True)
+        report = training.train(data, cfg, output, progress=lambda n, item: click.echo(
+            f"  epoch {next(done)}/{epochs}" + (f"  {item}" if item else ""), err=True))
     click.echo(f"held-out metrics: {json.dumps(report['metrics'])}")
     for path in report["paths"]:
         click.echo(path)
@@ -547,6 +608,59 @@ def demo(output_dir, epochs, units, json_path):
     click.echo(format_table(rows))
     if json_path:
         _write_json(str(json_path), rows)
+
+
+# -- compare ---------------------------------------------------------------------------
+
+@cli.command()
+@_data_options
+@click.option("--cells", default="simple_rnn,lstm,gru", show_default=True, help="Cells to compare, comma-separated.")
+@click.option("--units", type=click.IntRange(1), default=16, show_default=True,
+              help="Units per cell (with --match params: the LSTM whose parameter count every cell gets).")
+@click.option("--match", type=click.Choice(["units", "params"]), default="units", show_default=True,
+              help="units: every cell gets --units. params: every cell gets an LSTM(--units)'s parameter budget.")
+@click.option("--seeds", type=click.IntRange(1), default=3, show_default=True,
+              help="Training runs per cell (seeds 0..K-1): accuracy and loss spread over them.")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Training epochs per run.")
+@click.option("--formats", default="tflite/float32,tflite/int8,onnx/float32",
+              show_default=True, help="Exports to size, FORMAT[/QUANTIZE] comma-separated; tflite/float32 is "
+                                      "always made (the latency column runs it).")
+@click.option("--lengths", default="10,50,200", show_default=True,
+              help="Delayed-recall task lengths in steps (empty: skip the task).")
+@click.option("--memory-epochs", type=click.IntRange(1), default=10, show_default=True,
+              help="Training epochs per delayed-recall model.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the trained models and exports here (default: a temporary directory, removed).")
+@click.option("--json", "json_path", default=None, help="Write every figure to FILE as JSON (- for stdout).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a PNG: accuracy against step latency, and against delayed-recall length.")
+def compare(dataset, csv_path, target, task, window, cells, units, match, seeds, epochs, formats, lengths,
+            memory_epochs, output_dir, json_path, plot_path):
+    """SimpleRNN vs LSTM vs GRU on your data and this machine: one table, a row per cell.
+
+    Trains each cell as `edgelstm train` does, exports it, and measures structure,
+    accuracy over seeds, training stability, step latency, file sizes, int8 loss and
+    memory on a built-in delayed-recall task.
+    """
+    import tempfile
+
+    from edgelstm import compare as cmp
+    from edgelstm.keras_import import import_keras
+
+    cfg = cmp.CompareConfig(cells=cmp.parse_cells(cells), units=units, match=match, seeds=seeds, epochs=epochs,
+                            formats=cmp.parse_formats(formats), lengths=cmp.parse_lengths(lengths),
+                            memory_epochs=memory_epochs)
+    data = _training_data(dataset, csv_path, target, task, window)
+    if plot_path is not None:
+        from edgelstm.check import require_matplotlib
+
+        require_matplotlib()  # fail before the long part, not after
+    import_keras()
+    with tempfile.TemporaryDirectory(prefix="edgelstm-compare-") as tmp:
+        result = cmp.run_compare(data, cfg, output_dir or tmp, echo=lambda m: click.echo(m, err=True))
+    if plot_path is not None:
+        result["plot"] = str(cmp.plot(result, plot_path))
+    _finish(result, [cmp.format_table(result)], json_path, [])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,15 +52,32 @@ def output_header(model: StatefulModel, stream_column: str | None) -> list[str]:
     return ([stream_column] if stream_column else []) + cols
 
 
+#: Field separators recognised in the first line (comma first: it wins a tie).
+DELIMITERS = (",", ";", "\t")
+
+
+def detect_delimiter(line: str) -> str:
+    """The separator of a CSV line: the most frequent of comma, semicolon and tab
+    (a semicolon- or tab-separated file would otherwise read as one text column)."""
+    counts = {d: line.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
 def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column: str | None = None,
                on_bad_row: str = "error", flush_each_row: bool = False,
                warn: Callable[[str], None] | None = None, router: StreamRouter | None = None,
-               after_row: Callable[[RunStats], None] | None = None, stats: RunStats | None = None) -> RunStats:
+               after_row: Callable[[RunStats], None] | None = None, stats: RunStats | None = None,
+               last_only: bool = False) -> RunStats:
     """Stream ``source`` CSV rows through ``model`` and write outputs to ``sink``.
 
-    A header row is optional unless ``stream_column`` is given (it names a column).
-    ``on_bad_row``: "error" raises BadRowError (state as of the last good row), "skip"
-    calls ``warn`` and leaves every stream's state unchanged.
+    A header row is optional unless ``stream_column`` is given (it names a column); a
+    header must have one column per feature (plus the stream column). The separator is
+    taken from the first line (comma, semicolon or tab). ``on_bad_row``: "error" raises
+    BadRowError (state as of the last good row), "skip" calls ``warn``, leaves every
+    stream's state unchanged and writes an output row with empty values, so output row
+    k always answers input row k. ``last_only``: write only each stream's last output,
+    at the end (what a windowed model such as the seed example is asked for).
     """
     router = router or StreamRouter(model)
     stats = stats if stats is not None else RunStats()  # the caller's, so it survives an exception
@@ -68,11 +85,16 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
     classes = names[-1] == "class"
     stream_idx: int | None = None
     header_done = False
+    delimiter = ","
+    last: dict[str, list[str]] = {}
+    width = model.input_size + (stream_column is not None)
     for line_no, line in enumerate(iter(source.readline, ""), 1):
         text = line.strip()
         if not text:
             continue
-        cells = [c.strip() for c in text.split(",")]
+        if not header_done:
+            delimiter = detect_delimiter(text)
+        cells = [c.strip() for c in text.split(delimiter)]
         if not header_done:
             header_done = True
             # A header names columns: no cell is a number. A row mixing numbers and text
@@ -85,6 +107,11 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
                         f"input line {line_no}: --stream-column {stream_column!r} needs a header row naming it"
                         + (f" (header: {','.join(cells)})" if is_header else ""))
                 stream_idx = cells.index(stream_column)
+            if is_header and len(cells) != width:
+                raise UserError(f"input line {line_no}: the header has {len(cells)} columns "
+                                f"({delimiter!r}-separated), the model takes {model.input_size} features"
+                                + (f" plus {stream_column!r}" if stream_column else "")
+                                + "; is the file separated by something else (comma, semicolon, tab)?")
             sink.write(",".join(names) + "\n")
             if is_header:
                 continue
@@ -93,6 +120,7 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
             if len(cells) <= stream_idx:
                 why = f"{len(cells)} columns, no {stream_column!r} value"
                 if _bad(on_bad_row, line_no, why, warn, stats):
+                    _write(sink, [""] * len(names), last_only, flush_each_row)
                     continue
             stream = cells.pop(stream_idx)
         try:
@@ -100,17 +128,30 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
             y = router.step(stream, x)
         except BadInputError as exc:
             if _bad(on_bad_row, line_no, str(exc), warn, stats):
+                empty = ([stream] if stream_idx is not None else []) + [""] * (len(names) - (stream_idx is not None))
+                _write(sink, empty, last_only, flush_each_row)
                 continue
         stats.rows += 1
         out = ([stream] if stream_idx is not None else []) + [f"{v:.9g}" for v in y]
         if classes:
             out.append(str(int(np.argmax(y))))
-        sink.write(",".join(out) + "\n")
-        if flush_each_row:
-            sink.flush()
+        if last_only:
+            last[stream] = out
+        else:
+            _write(sink, out, False, flush_each_row)
         if after_row is not None:
             after_row(stats)
+    for out in last.values():
+        sink.write(",".join(out) + "\n")
     return stats
+
+
+def _write(sink: TextIO, cells: list[str], last_only: bool, flush: bool) -> None:
+    if last_only:  # a skipped row has no output of its own to keep aligned
+        return
+    sink.write(",".join(cells) + "\n")
+    if flush:
+        sink.flush()
 
 
 def _parse(cells: list[str], width: int) -> np.ndarray:

@@ -35,9 +35,12 @@ NO_OPS = {
 
 def import_keras():
     """Import keras quietly, or tell the user which extra provides it."""
+    from edgelstm.runtime.native_stderr import quiet_native_stderr
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        import keras
+        with quiet_native_stderr():  # TensorFlow's start-up lines on fd 2 (see native_stderr)
+            import keras
     except ImportError:
         raise MissingExtraError("TensorFlow/Keras", "host") from None
     return keras

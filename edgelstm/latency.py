@@ -153,7 +153,7 @@ def profile(artifact: str | Path, steps: int = 2000, warmup: int = 100, streams:
     artifact = Path(artifact)
     rss_before = current_rss_bytes()
     t_load = time.perf_counter()
-    model = load(artifact, backend=backend, streams=streams, threads=threads)
+    model = load(artifact, backend=backend, streams=streams, threads=threads, on_range=lambda summary: None)
     load_ms = (time.perf_counter() - t_load) * 1e3
     rss_loaded = current_rss_bytes()
     backend_name = model.backend.name
@@ -173,6 +173,7 @@ def profile(artifact: str | Path, steps: int = 2000, warmup: int = 100, streams:
         "format": model.description.get("format"),
         "quantize": model.description.get("quantize"),
         "model_name": model.description.get("model_name"),
+        "spec_hash": model.description.get("spec_hash"),  # lets a baseline say which model it measured
         "backend": backend_name,
         "streams": streams,
         "threads": threads or 1,
@@ -198,6 +199,8 @@ def profile(artifact: str | Path, steps: int = 2000, warmup: int = 100, streams:
             "method": "per new sample: reset the state and step the model through the last T samples",
         }
     result["memory"]["peak_rss_bytes"] = peak_rss_bytes()
+    # quantized models: how many of these (synthetic) rows fell outside the calibrated ranges
+    result["calibrated_range"] = model.range_summary()
     return result
 
 
@@ -231,6 +234,13 @@ def read_baseline(path: str | Path) -> dict:
     return data
 
 
+def same_model(baseline: dict, result: dict) -> bool:
+    """Whether a baseline was measured on the same model, format and quantization.
+    Compared by the weights' hash where both record it (older baselines: by name)."""
+    keys = ("spec_hash", "format", "quantize") if baseline.get("spec_hash") else ("model_name", "format", "quantize")
+    return all(baseline.get(k) == result.get(k) for k in keys)
+
+
 def check_budgets(result: dict, max_p99_us: float | None = None, baseline: dict | None = None,
                   max_regression_pct: float | None = None, metric: str = "p50_us") -> list[str]:
     """The budgets ``result`` breaks, as short reasons (empty: all kept).
@@ -242,16 +252,16 @@ def check_budgets(result: dict, max_p99_us: float | None = None, baseline: dict 
     budget: dict = {}
     if max_p99_us is not None:
         budget["max_p99_us"] = max_p99_us
-        if lat["p99_us"] > max_p99_us:
+        if not lat["p99_us"] <= max_p99_us:  # NaN / inf fail too
             broken.append(f"p99 {lat['p99_us']:.1f} us exceeds --max-p99-us {max_p99_us:g}")
     if baseline is not None:
         base = baseline["latency"].get(metric)
-        if not isinstance(base, (int, float)) or base <= 0:
+        if not isinstance(base, (int, float)) or not 0 < base < float("inf"):
             raise UserError(f"the baseline has no usable {metric!r}")
         change = 100.0 * (lat[metric] - base) / base
         budget.update(baseline_metric=metric, baseline_us=base, change_pct=change,
                       max_regression_pct=max_regression_pct)
-        if max_regression_pct is not None and change > max_regression_pct:
+        if max_regression_pct is not None and not change <= max_regression_pct:
             broken.append(f"{metric.removesuffix('_us')} {lat[metric]:.1f} us is {change:+.1f}% against the "
                           f"baseline's {base:.1f} us (allowed +{max_regression_pct:g}%)")
     budget["ok"] = not broken

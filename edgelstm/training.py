@@ -67,12 +67,21 @@ def build_model(data: datasets.Dataset, cfg: TrainConfig):
     return model
 
 
-def _progress_callback(keras, progress):
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            progress(1)
+def _epoch_callback(keras, progress, seconds: list):
+    """Times every epoch (into ``seconds``) and reports it to ``progress``, if given."""
+    import time
 
-    return Progress()
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds.append(time.perf_counter() - self.t0)
+            if progress:
+                # the loss as the bar's current item: one figure per epoch says training moves
+                progress(1, f"loss {logs['loss']:.4g}" if logs and "loss" in logs else None)
+
+    return Epochs()
 
 
 def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=None) -> dict:
@@ -86,9 +95,9 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
     out.parent.mkdir(parents=True, exist_ok=True)
     model = build_model(data, cfg)
     y_train = data.y_train if data.task == "classification" else data.y_train.astype(np.float32)
-    callbacks = [_progress_callback(keras, progress)] if progress else []
+    epoch_seconds: list[float] = []
     history = model.fit(data.x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                        verbose=0, shuffle=True, callbacks=callbacks)
+                        verbose=0, shuffle=True, callbacks=[_epoch_callback(keras, progress, epoch_seconds)])
     pred = np.asarray(model.predict(data.x_test, verbose=0))
     report = {
         "model": out.name,
@@ -102,6 +111,8 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
         "train_samples": int(len(data.x_train)),
         "test_samples": int(len(data.x_test)),
         "final_train_loss": float(history.history["loss"][-1]),
+        "loss_history": [float(v) for v in history.history["loss"]],
+        "epoch_seconds": epoch_seconds,
         "metrics": evaluate(data, pred),
     }
     model.save(out)

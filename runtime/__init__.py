@@ -14,9 +14,11 @@ import importlib
 from pathlib import Path
 
 from edgelstm.errors import UserError, one_line, require_file
+from edgelstm.runtime.ranges import CalibrationRangeWarning
 from edgelstm.runtime.stateful import BadInputError, StatefulModel
 
-__all__ = ["BACKENDS", "BadInputError", "StatefulModel", "available_backends", "load", "open_backend"]
+__all__ = ["BACKENDS", "BadInputError", "CalibrationRangeWarning", "StatefulModel", "available_backends", "load",
+           "open_backend"]
 
 #: backend name -> (module, class, file suffixes it runs, pip extra that provides it)
 BACKENDS = {
@@ -99,6 +101,17 @@ def _construct(name: str, cls, path: Path, threads, streams):
 
 
 
-def load(path: str | Path, backend: str = "auto", streams: int = 1, threads: int | None = None) -> StatefulModel:
-    """Load an exported artifact (.npz, .tflite, .onnx) as a StatefulModel."""
-    return StatefulModel(open_backend(path, backend, threads=threads, streams=streams), streams=streams)
+def load(path: str | Path, backend: str = "auto", streams: int = 1, threads: int | None = None,
+         on_range=None) -> StatefulModel:
+    """Load an exported artifact (.npz, .tflite, .onnx, .c) as a StatefulModel.
+
+    ``on_range(summary)``: called once when a quantized model first sees an input outside
+    its calibrated range (or pins an output); default: a ``CalibrationRangeWarning``.
+    """
+    return StatefulModel(open_backend(path, backend, threads=threads, streams=streams), streams=streams,
+                         on_range=on_range)
+
+
+def __dir__():
+    # What `dir(runtime)`, tab completion and `import *` offer: the API, not the helpers' imports.
+    return sorted(__all__)

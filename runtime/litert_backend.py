@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.native_stderr import quiet_native_stderr
 from edgelstm.runtime.tflite_info import Edge, TFLiteFile, TFLiteModelBase
 
 
@@ -43,7 +44,8 @@ class LiteRTBackend(TFLiteModelBase):
         fb = self._open(path, batch, allow_sequence)
         path = self.path
         try:
-            self.interpreter = _Interpreter(model_content=fb.data, num_threads=threads)
+            with quiet_native_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate", every time
+                self.interpreter = _Interpreter(model_content=fb.data, num_threads=threads)
         except Exception as exc:  # the engine raises ValueError/RuntimeError on bad models
             raise UserError(f"{path}: LiteRT cannot load the model ({one_line(exc)})") from None
         self._map_tensors(fb)
@@ -51,7 +53,8 @@ class LiteRTBackend(TFLiteModelBase):
             for t in fb.io_tensors()[0]:
                 self.interpreter.resize_tensor_input(t["index"], [self.batch] + list(t["shape"][1:]), strict=False)
         try:
-            self.interpreter.allocate_tensors()
+            with quiet_native_stderr():
+                self.interpreter.allocate_tensors()
         except Exception as exc:
             raise UserError(f"{path}: LiteRT cannot prepare the model for {self.batch} streams "
                             f"({one_line(exc)})") from None

@@ -241,6 +241,7 @@ class NativeBackend:
         self._x_buffers: dict[int, tuple[np.ndarray, int]] = {}
         self._chunk: tuple[int, np.ndarray, int, int] | None = None  # (n, chunk, address, next step)
         self._last: list[tuple[np.ndarray, int]] = []
+        self._last_n = 0
 
     CHUNK = 64
 
@@ -266,11 +267,10 @@ class NativeBackend:
             buf = np.empty((n, self.input_size), np.float32)
             self._x_buffers[n] = (buf, buf.ctypes.data)
         x_buf, x_ptr = self._x_buffers[n]
-        try:
-            x_buf[...] = x
-        except ValueError:
-            raise UserError(f"input has shape {np.shape(x)}, expected ({n}, {self.input_size})") from None
-        last = self._last
+        if np.shape(x) != x_buf.shape:  # no broadcasting: every value must be given
+            raise UserError(f"input has shape {np.shape(x)}, expected ({n}, {self.input_size})")
+        x_buf[...] = x
+        last = self._last if self._last_n == n else []
         in_ptrs = []
         for k, (name, size) in enumerate(self.state_sizes):
             value = state[name]
@@ -284,7 +284,7 @@ class NativeBackend:
             state = {**state, name: value}  # keeps the converted copy alive through the call
         views, ptrs = self._outputs(n)
         self._fn(n, x_ptr, ptrs[0], *in_ptrs, *ptrs[1:])
-        self._last = list(zip(views[1:], ptrs[1:]))
+        self._last, self._last_n = list(zip(views[1:], ptrs[1:])), n
         return views[0], dict(zip(self._names, views[1:]))
 
 

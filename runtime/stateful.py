@@ -9,11 +9,12 @@ state, and offers snapshots (get/set state) so a stream can be persisted and res
 from __future__ import annotations
 
 from math import isfinite
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
 from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.ranges import RangeMonitor
 
 
 _F32 = np.dtype(np.float32)
@@ -53,11 +54,15 @@ class Backend(Protocol):
 class StatefulModel:
     """A loaded model plus the recurrent state of ``streams`` independent streams."""
 
-    def __init__(self, backend: Backend, streams: int = 1):
+    def __init__(self, backend: Backend, streams: int = 1, on_range: Callable[[dict], None] | None = None):
+        """``on_range(summary)`` is called once, at the first step of a quantized model
+        with an input outside its calibrated range or an output pinned at the end of
+        its range (see ``range_summary``); without it, a ``CalibrationRangeWarning``."""
         if streams < 1:
             raise UserError(f"streams must be at least 1, got {streams}")
         self.backend = backend
         self.streams = streams
+        self._ranges = RangeMonitor.from_description(backend.description, on_range)
         # Shapes the hot path of check_input accepts without conversion.
         self._row_shape = (backend.input_size,) if streams == 1 else None
         self._batch_shape = (streams, backend.input_size)
@@ -81,6 +86,12 @@ class StatefulModel:
     @property
     def state_sizes(self) -> list[tuple[str, int]]:
         return list(self.backend.state_sizes)
+
+    def range_summary(self) -> dict | None:
+        """Rows stepped so far, and how many had inputs outside the calibrated input range
+        or outputs pinned at the ends of the calibrated output range; None for a model
+        without calibrated ranges (float32, dynamic)."""
+        return self._ranges.summary() if self._ranges is not None else None
 
     # -- state -------------------------------------------------------------------
     def reset(self, stream: int | None = None) -> None:
@@ -132,6 +143,8 @@ class StatefulModel:
                 arr = np.asarray(x, dtype=np.float32)
         except (TypeError, ValueError):
             raise BadInputError("input is not numeric") from None
+        if arr.ndim == 0 and self.input_size == 1 and self.streams == 1:  # a bare number, one feature
+            arr = arr.reshape(1, 1)
         if arr.ndim == 1 and self.streams == 1:
             arr = arr[None, :]
         if arr.shape != (self.streams, self.input_size):
@@ -161,11 +174,13 @@ class StatefulModel:
                 raise
             except Exception as exc:
                 raise UserError(f"the {self.backend.name} engine failed ({one_line(exc, with_type=True)})") from None
+            if self._ranges is not None:
+                self._ranges.observe(x[None], y)
             return y[0]  # its shape was checked on the first step (advance); an engine keeps it
         arr = self.check_input(x)
         y, self._state = self.advance(arr, self._state)
         self._row_checked = self.streams == 1
-        single = (x.ndim if type(x) is np.ndarray else np.ndim(x)) == 1
+        single = (x.ndim if type(x) is np.ndarray else np.ndim(x)) <= 1
         return y[0] if single and self.streams == 1 else y
 
     def advance(self, arr: np.ndarray, state: dict[str, np.ndarray]):
@@ -183,6 +198,8 @@ class StatefulModel:
         if y.shape != (len(arr), self.backend.output_size):  # a corrupted model can claim any shape
             raise UserError(f"the {self.backend.name} engine returned outputs of shape {y.shape}, "
                             f"expected {(len(arr), self.backend.output_size)}: is the model file damaged?")
+        if self._ranges is not None:
+            self._ranges.observe(arr, y)
         return y, state
 
     def run(self, xs) -> np.ndarray:
@@ -191,6 +208,8 @@ class StatefulModel:
         Continues from the current state (call reset() first for a fresh start).
         """
         xs = np.asarray(xs, np.float32)
+        if xs.ndim == 1 and self.streams == 1 and self.input_size == 1:  # (T,) values of one feature
+            xs = xs[:, None]
         if xs.ndim == 2 and self.streams == 1:
             return np.stack([self.step(row) for row in xs])
         if xs.ndim != 3:

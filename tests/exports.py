@@ -1,7 +1,7 @@
 """Exported artifacts of zoo cases, built once per test process and shared by test modules.
 
 ``artifact(case_id, backend)`` gives the file that ``backend`` runs (numpy: .npz,
-litert/tflm: .tflite, onnxruntime: .onnx), exported through the public converter API.
+litert/tflm: .tflite, onnxruntime: .onnx, native: .c), exported through the public converter API.
 Backends whose engine is not installed are not in ``BACKENDS`` (CI installs them all).
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import zoo
 
 #: backend -> artifact format it runs
-FORMATS = {"numpy": "npz", "litert": "tflite", "tflm": "tflite", "onnxruntime": "onnx"}
+FORMATS = {"numpy": "npz", "litert": "tflite", "tflm": "tflite", "onnxruntime": "onnx", "native": "c"}
 
 
 def _exporter_available(fmt: str) -> bool:
@@ -54,7 +54,12 @@ def calibration(case_id: str) -> np.ndarray:
 def export(case_id: str, fmt: str, quantize: str = "float32") -> Path:
     from edgelstm.converters import ExportOptions, export as run_export
 
-    options = ExportOptions(quantize=quantize, basename=f"{case_id}.{quantize}")
+    basename = f"{case_id}.{quantize}"
+    if fmt == "c":  # the name of a C export is also its C prefix
+        from edgelstm.converters.c_source import c_identifier
+
+        basename = c_identifier(basename)
+    options = ExportOptions(quantize=quantize, basename=basename)
     if quantize != "float32":
         options.calibration = calibration(case_id)
     out = _root / fmt

@@ -167,7 +167,8 @@ def _eval_helpers(x: np.ndarray) -> dict:
     from pathlib import Path
 
     cc = need_tool("cc")
-    prelude = c_source._MACROS + c_source._SELECT + c_source._EXP + c_source._HELPERS["sigmoid"] + c_source._HELPERS["tanh"]
+    prelude = (c_source._MACROS + c_source._SELECT + c_source._EXP
+               + c_source._HELPERS["sigmoid"] + c_source._HELPERS["tanh"])
     code = "#include <math.h>\n#include <stdint.h>\n" + prelude + textwrap.dedent("""
         void eval(int n, const float *x, float *e, float *s, float *t) {
             for (int k = 0; k < n; ++k) { e[k] = el_exp(x[k]); s[k] = el_sigmoid(x[k]); t[k] = el_tanh(x[k]); }
@@ -457,3 +458,59 @@ def test_int8_agrees_with_float_on_basicmotions(tmp_path):
     path = export(spec, "c", tmp_path, options)[0]
     result = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend="native")
     assert result["agreement"] >= INT8_MIN_AGREEMENT, result
+
+
+def test_cli_check_against_keras_with_native_backend(exported, keras_file, tmp_path):
+    """`edgelstm check` streams the C model (compiled here) beside Keras itself."""
+    case_id = "gru-last-bias-1x-softmax"
+    xs = zoo.inputs(case_id)[1][0, :300]
+    data = tmp_path / "data.csv"
+    np.savetxt(data, xs, delimiter=",", fmt="%.8f")
+    report_path = tmp_path / "report.json"
+    result = invoke("check", keras_file(case_id), exported(case_id), "--backend", "native", "--data", data,
+                    "--steps", 300, "--max-abs-err", FLOAT_TOL, "--json", report_path)
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    assert report["reference"] == "keras" and report["max_abs_err"] <= FLOAT_TOL
+
+
+def test_backend_run_checks_shapes_before_the_c_code(exported):
+    """The C code trusts its pointers: every shape is checked before the call, also when a
+    state array this backend returned is passed back with another number of streams."""
+    backend = runtime.load(exported("lstm-last-bias-1x-none"), streams=2).backend
+    x = np.zeros((2, 3), np.float32)
+    state = {n: np.zeros((2, s), np.float32) for n, s in backend.state_sizes}
+    _, new = backend.run(x, state)
+    with pytest.raises(UserError, match="expected"):
+        backend.run(np.zeros((3, 3), np.float32), new)
+    with pytest.raises(UserError, match="expected"):
+        backend.run(np.zeros((2, 4), np.float32), new)
+    with pytest.raises(UserError, match="expected"):
+        backend.run(np.zeros((2, 1), np.float32), new)  # would broadcast
+    y, _ = backend.run(np.zeros((1, 3), np.float32), {n: v[:1] for n, v in new.items()})
+    assert y.shape == (1, backend.output_size)
+
+
+def test_damaged_c_files_are_one_line_errors(exported, tmp_path, native_cache):
+    """Truncated files, a damaged description, binary junk: `run`, `info` and `profile`
+    each answer with one error line and exit 2, and nothing gets compiled."""
+    path, name = _copy(exported, "gru-last-bias-1x-none", tmp_path)
+    text = path.read_bytes()
+    code, _, desc = text.partition(b"/* edgelstm-description\n")
+    variants = {
+        "truncated-code": text[: len(text) // 3],
+        "truncated-description": text[: len(code) + len(desc) // 2],
+        "description-not-json": code + b"/* edgelstm-description\n{not json\n*/\n",
+        "description-of-another-file": code + b"/* edgelstm-description\n" + desc.replace(b'"m_gru', b'"x_gru'),
+        "binary": bytes(range(256)) * 8,
+        "empty": b"",
+    }
+    before = set(native_cache.iterdir())
+    for label, data in variants.items():
+        path.write_bytes(data)
+        for args in (["run", path], ["info", path], ["profile", path, "--steps", 10]):
+            result = CliRunner().invoke(cli, [str(a) for a in args], input="0.1,0.2,0.3\n")
+            lines = result.output.strip().splitlines()
+            assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (label, args,
+                                                                                               result.output)
+    assert set(native_cache.iterdir()) == before

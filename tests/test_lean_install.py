@@ -64,7 +64,7 @@ def test_lean_venv_has_no_heavy_packages(lean_venv):
     assert not names & HEAVY, sorted(names & HEAVY)
 
 
-@pytest.mark.parametrize("backend", ["litert", "tflm", "onnxruntime", "numpy"])
+@pytest.mark.parametrize("backend", ["litert", "tflm", "onnxruntime", "numpy", "native"])
 def test_exported_model_runs_in_lean_venv(lean_venv, tmp_path, backend):
     if backend not in exports.BACKENDS:  # the host side exports; CI has every exporter
         pytest.skip(f"no {backend} exporter in this environment")

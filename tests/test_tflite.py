@@ -159,7 +159,8 @@ def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
     assert size["dynamic"] <= 0.5 * size["float32"], size
     err = capfd.readouterr().err
     assert "m.int8.tflite: max |export - float|" in err and "class agreement" in err
-    assert "warning" not in err  # real calibration data was given
+    assert "no real calibration data" not in err  # real calibration data was given
+    # (a "class agreement ... int16x8" warning may appear: this random LSTM(64) is a poor int8 case)
     side = json.loads(paths["int8"][1].read_text())
     assert side["quantize"] == "int8" and side["verification"]["sequences"] == 4
     assert side["calibration"]["synthetic"] is False

@@ -1,0 +1,110 @@
+"""``edgelstm export`` of several formats and quantizations in one call.
+
+The model is read (and TensorFlow imported) once, the calibration / held-out data
+resolved once, and every variant goes through ``converters.export``, so each is checked
+on write. Formats come from ``converters.EXPORTERS``: a new exporter joins ``--all``
+without a change here.
+
+File names follow one rule, the demo's too: ``<stem>[.<quantize>][.sequence]<suffix>``,
+the quantization left out for float32 (``model.tflite``, ``model.int8.tflite``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+from edgelstm.converters import CALIBRATED
+from edgelstm.errors import UserError
+
+
+def artifact_basename(stem: str, quantize: str, mode: str = "step") -> str:
+    parts = [stem]
+    if quantize != "float32":
+        parts.append(quantize)
+    if mode != "step":
+        parts.append(mode)
+    return ".".join(parts)
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def variants(fmt: str, quantize: str, mode: str, all_variants: bool = False,
+             note: Callable[[str], None] | None = None) -> list[tuple[str, str]]:
+    """(format, quantization) pairs to export.
+
+    ``all_variants``: every pair an importable exporter offers for ``mode``. Otherwise
+    every pair of the comma-separated lists; pairs a format lacks are skipped when others
+    remain (``--format tflite,onnx --quantize float32,int8`` has no onnx/int8), and an
+    error when none does.
+    """
+    from edgelstm.converters import EXPORTERS, check_combination, exporter
+
+    if all_variants:
+        todo = []
+        for name in EXPORTERS:
+            try:
+                module = exporter(name)
+            except ImportError:  # its engine library is not installed here
+                continue
+            if mode in module.MODES:
+                todo += [(name, q) for q in module.QUANTIZATIONS]
+        return todo
+    formats, quantizations = _split(fmt), _split(quantize)
+    if not formats or not quantizations:
+        raise UserError("--format and --quantize need at least one value each")
+    todo, first_error = [], None
+    for name in formats:
+        for q in quantizations:
+            try:
+                check_combination(name, q, mode)
+            except UserError as exc:
+                if len(formats) * len(quantizations) == 1 or name not in EXPORTERS:
+                    raise
+                first_error = first_error or exc
+                if note is not None:
+                    note(f"note: {name}/{q} skipped ({exc})")
+                continue
+            todo.append((name, q))
+    if not todo:
+        raise first_error
+    return todo
+
+
+def export_variants(spec, model_path: Path, todo: list[tuple[str, str]], out_dir: Path, name: str | None = None,
+                    mode: str = "step", seq_len: int | None = None, opset: int | None = None,
+                    calibration_file: Path | None = None, min_agreement: float | None = None,
+                    max_rmse_change: float | None = None, echo: Callable[[str], None] = print) -> Iterator[Path]:
+    """Export every (format, quantization) of ``todo``; yields the paths written.
+
+    ``name`` (default: the model file's stem) is used as given for a single variant,
+    and as the stem of the naming rule for several.
+    """
+    from edgelstm.calibration import resolve
+    from edgelstm.converters import ExportOptions, export
+
+    data = resolve(spec, model_path, calibration_file, seq_len)
+    if data.synthetic and any(q in CALIBRATED for _, q in todo):
+        echo("warning: no real calibration data (give --calibration-data); using synthetic "
+             "sequences, so quantization ranges may not fit real inputs")
+    x_held, y_held = data.heldout
+    for fmt, quantize in todo:
+        basename = name if name and len(todo) == 1 else artifact_basename(name or Path(model_path).stem, quantize, mode)
+        if fmt == "c" and basename != name:  # a derived name is also the C prefix: make it an identifier
+            from edgelstm.converters.c_source import c_identifier
+
+            basename = c_identifier(basename)
+        if data.synthetic:
+            source = "synthetic inputs"
+        elif quantize in CALIBRATED:
+            source = f"held out from calibration ({data.source})"
+        else:
+            source = f"held-out part of {data.source}"
+        options = ExportOptions(quantize=quantize, mode=mode, seq_len=seq_len, opset=opset, basename=basename,
+                                calibration=data.x, calibration_synthetic=data.synthetic,
+                                heldout=x_held, heldout_targets=y_held, heldout_source=source,
+                                min_agreement=min_agreement, max_rmse_change=max_rmse_change)
+        options.extra["calibration_source"] = data.source
+        yield from export(spec, fmt, out_dir, options, echo=echo)
