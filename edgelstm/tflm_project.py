@@ -2,7 +2,8 @@
 
 ``edgelstm export MODEL --format tflite --c-array`` writes, beside the ``.tflite``:
 
-- ``NAME_model_data.cc``: the flatbuffer as a 16-byte aligned C array (TFLM reads
+- ``NAME_model_data.cc`` (NAME: the file stem as a C identifier, ``har.int8.tflite`` ->
+  ``har_int8``): the flatbuffer as a 16-byte aligned C array (TFLM reads
   tensors in place; a misaligned array faults or reads garbage on some cores);
 - ``NAME_model_data.h``: its declaration, the exact ``MicroMutableOpResolver`` lines
   with the operator count as the template argument (a missing op fails at
@@ -74,8 +75,9 @@ def write_c_array(tflite_path: str | Path, name: str | None = None) -> list[Path
 {resolver_lines} \\
   }} while (0)
 
-// Smallest tensor arena in which TFLM's interpreter ran this model, measured on the
-// host (64-bit pointers; the 32-bit device needs no more), rounded up to 16 bytes.
+// Smallest tensor arena in which TFLM's interpreter ran this model, measured on the host
+// to 256 bytes, rounded up to 16. The host's 64-bit pointers make persistent buffers
+// larger than on a Cortex-M; tflite::RecordingMicroInterpreter confirms it on the device.
 #define {name}_ARENA_BYTES {arena}
 
 extern const unsigned char {name}_tflite[];
