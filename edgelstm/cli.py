@@ -192,8 +192,11 @@ def _print_info(data: dict) -> None:
               show_default=True, help="Directory to write into.")
 @click.option("--name", default=None,
               help="Base file name (default: the model file's name); for c also the C prefix of the API.")
+@click.option("--c-array", is_flag=True,
+              help="tflite: also write <name>_model_data.h/.cc for TensorFlow Lite Micro (aligned C array, "
+                   "MicroMutableOpResolver lines, measured arena size).")
 def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, opset, min_agreement,
-           max_rmse_change, output_dir, name):
+           max_rmse_change, output_dir, name, c_array):
     """Export MODEL (.keras, .h5 or .npz spec) to deployable artifacts, verified on write.
 
     Prints the path of every file written (the artifact and its .json description).
@@ -204,6 +207,8 @@ def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, 
 
     # an invalid combination fails before anything else is said
     todo = variants(fmt, quantize, mode, all_variants, note=lambda m: click.echo(m, err=True))
+    if c_array and not any(f == "tflite" for f, _ in todo):
+        raise click.UsageError("--c-array needs --format tflite")
     spec = load_model_spec(model)  # TensorFlow is imported once, here, for every variant
     if min_agreement is not None and spec.task != "classification":
         raise UserError("--min-agreement needs a classifier; use --max-rmse-change for a regressor")
@@ -213,6 +218,11 @@ def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, 
                                     max_rmse_change=max_rmse_change,
                                     echo=lambda m: click.echo(m, err=True)):
             click.echo(str(path))
+            if c_array and path.suffix == ".tflite":
+                from edgelstm.tflm_project import write_c_array
+
+                for extra in write_c_array(path):
+                    click.echo(str(extra))
     except ExportRejected as exc:
         click.echo(f"FAIL: {exc}", err=True)
         sys.exit(1)
@@ -529,6 +539,53 @@ def check(model, artifact, data, dataset, steps, segments, backend, json_path, m
     if plot_path is not None:
         report["plot"] = str(plot_errors(err, report, plot_path))
     _finish(report, format_report(report) + format_replay(report), json_path, broken)
+
+
+# -- firmware ----------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(["cortex-m4", "cortex-m7", "cortex-m33", "cortex-m3"]),
+              default="cortex-m4", show_default=True,
+              help="Core, emulated by QEMU: cortex-m4 (mps2-an386, M4F), cortex-m7 (mps2-an500), "
+                   "cortex-m33 (mps2-an505), cortex-m3 (mps2-an385, no FPU).")
+@click.option("--quantize", type=click.Choice(["float32", "int8", "int16x8"]), default=None,
+              help="C export quantization (default: float32; for a .c file, what its .c.json records).")
+@click.option("--spec", "spec_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="With a generated .c file: the model (.keras or .npz) it was generated from, "
+                   "whose numpy reference the firmware must reproduce.")
+@click.option("--build-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the generated sources, ELF and QEMU log here (default: a temporary directory).")
+@click.option("--json", "json_path", default=None, help="Write every figure to FILE as JSON (- for stdout).")
+@click.option("--max-instructions", type=click.FloatRange(0, min_open=True), default=None,
+              help="Exit 1 when one step takes more instructions.")
+@click.option("--max-flash", type=click.IntRange(1), default=None,
+              help="Exit 1 when the model's code + weights take more bytes of flash.")
+@click.option("--max-ram", type=click.IntRange(1), default=None,
+              help="Exit 1 when the model's RAM (state + step stack + static data) is larger, in bytes.")
+def firmware(model, target, quantize, spec_path, build_dir, json_path, max_instructions, max_flash, max_ram):
+    """Build MODEL (.keras / .npz, or a generated NAME.c) as Cortex-M firmware, run it under
+    QEMU and report correctness, flash, RAM and instructions per step.
+
+    Needs Debian's gcc-arm-none-eabi, libnewlib-arm-none-eabi and qemu-system-arm. Exits 1
+    with a one-line reason when an output differs from the reference or a budget is broken.
+    """
+    from edgelstm import firmware as fw
+
+    fw.require_toolchain()
+    c_file = None
+    if model.suffix == ".c":
+        c_file = require_file(model)
+        if spec_path is None:
+            raise click.UsageError("a .c file needs --spec MODEL (the .keras or .npz it was generated from)")
+        quantize = quantize or fw.recorded_quantization(c_file)
+        model = spec_path
+    spec = load_model_spec(model)
+    quantize = quantize or "float32"
+    click.echo(f"building {spec.name} for {target} ({quantize}) and running it under QEMU ...", err=True)
+    result = fw.measure(spec, target, quantize, model_path=model, c_file=c_file, build_dir=build_dir)
+    broken = fw.check_budgets(result, max_instructions, max_flash, max_ram)
+    _finish(result, fw.format_result(result), json_path, broken)
 
 
 # -- train -----------------------------------------------------------------------------
