@@ -25,8 +25,9 @@ Why it is fast (benchmarks/c_step.py holds it against an Eigen peer):
   it on their single-precision FPU.
 
 ``--quantize int8`` stores the weight matrices as int8 with one float scale per output
-row (``el_matvec_q8``); activations and state stay float. Integer-only int16x8 C is not
-built yet.
+row (``el_matvec_q8``); activations and state stay float. ``--quantize int16x8`` is the
+integer-only variant for cores without an FPU, written by ``c_int16`` (same API, plus
+``NAME_step_q``).
 
 The ``.c`` file carries its own description (the usual artifact JSON) in a trailing
 comment, with the sha256 of the header and of the code above it: the native backend
@@ -47,7 +48,7 @@ from edgelstm.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
 from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
 
-QUANTIZATIONS = ("float32", "int8")
+QUANTIZATIONS = ("float32", "int8", "int16x8")
 #: The weight-matrix kernel per quantization: float weights, or int8 with one scale per row.
 MATVEC = {"float32": "el_matvec", "int8": "el_matvec_q8"}
 MODES = ("step",)
@@ -602,8 +603,14 @@ def _summary(spec: ModelSpec, layers: list[Layer], quantize: str) -> list[str]:
     return [line.replace("*/", "* /") for line in lines]
 
 
-def generate(spec: ModelSpec, name: str, quantize: str = "float32", **extra) -> tuple[str, str, dict]:
-    """(header text, source text, description) of ``spec`` as C named ``name``."""
+def generate(spec: ModelSpec, name: str, quantize: str = "float32", calibration=None,
+             **extra) -> tuple[str, str, dict]:
+    """(header text, source text, description) of ``spec`` as C named ``name``;
+    ``calibration`` (N, T, F) sets the value formats of int16x8 (the others use none)."""
+    if quantize == "int16x8":
+        from edgelstm.converters import c_int16
+
+        return c_int16.generate(spec, name, calibration, **extra)
     if not is_c_identifier(name):
         raise UserError(f"--name {name!r} is not a C identifier (letters, digits and _, not starting with a digit)")
     if quantize not in QUANTIZATIONS:
@@ -739,7 +746,10 @@ void {name}_step({name}_state_t *s, const float in[{name}_INPUTS], float out[{na
 
 def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
     name = options.basename
-    header, source, desc = generate(spec, name, options.quantize, **options.extra)
+    extra = dict(options.extra)
+    if options.quantize == "int16x8":
+        extra["synthetic"] = bool(options.calibration_synthetic)
+    header, source, desc = generate(spec, name, options.quantize, options.calibration, **extra)
     h_path, c_path = out_dir / f"{name}.h", out_dir / f"{name}.c"
     for path, text in ((h_path, header), (c_path, source)):
         tmp = path.with_name(path.name + ".tmp")
