@@ -11,8 +11,9 @@ Number formats (Qm.n = n fractional bits):
   C). The row scale, times the scale of the vector it multiplies, becomes a fixed-point
   multiplier ``m * 2^-shift`` (``m`` an int32 in [2^30, 2^31)) per row and per operand
   (``x`` and ``h`` have their own formats), so there is no float even in requantization.
-* **Accumulators**: int32 (sum of int8 x int16 products; the exporter checks that no
-  row can overflow: sum|q| * 32768 < 2^31), rescaled with a 64-bit product.
+* **Accumulators**: int32 sums of int8 x int16 products, rescaled with a 64-bit
+  product; a matrix with a row whose int32 sum could overflow (sum|q| * 32768 >= 2^31,
+  e.g. hundreds of inputs of large weights) gets int64 sums (``el_matvec_q16_wide``).
 * **Gates and every value inside a layer function**: int32 in Q15.16 (``EL_Q``, 16
   fractional bits, range +-32768).
 * **Activations, state and outputs that cross a function boundary** (the layer inputs,
@@ -272,6 +273,44 @@ EL_INLINE void el_matvec_q16(int32_t *z, const int8_t *w, const el_row_t *rows, 
     }
 }
 """),
+    ("el_scale64", r"""
+/* acc * m * 2^-shift for a 64-bit sum, split at 2^16 so both products fit int64 (|acc| <
+ * 2^47 for up to 2^25 inputs, so |hi| < 2^31). The exporter guarantees shift > 16 for the
+ * matrices that use it; m == 0 marks a padding row. */
+EL_INLINE int64_t el_scale64(int64_t acc, int32_t m, int shift)
+{
+    if (m == 0)
+        return 0;
+    const int64_t hi = acc / 65536, lo = acc - hi * 65536; /* acc = hi * 2^16 + lo */
+    return el_round_shift(hi * m, shift - 16) + el_round_shift(lo * m, shift);
+}
+"""),
+    ("el_matvec_q16_wide", r"""
+/* el_matvec_q16 with int64 sums, for rows whose int32 sum could overflow (the exporter
+ * picks it per matrix: sum|q| * 32768 >= 2^31). */
+EL_INLINE void el_matvec_q16_wide(int32_t *z, const int8_t *w, const el_row_t *rows, int blocks,
+                                  const int16_t *x, int nx, const int16_t *h, int nh)
+{
+    for (int blk = 0; blk < blocks; ++blk) {
+        int64_t ax[EL_ROWS] = {0}, ah[EL_ROWS] = {0};
+        for (int k = 0; k < nx; ++k, w += EL_ROWS) {
+            const int32_t v = x[k];
+            for (int r = 0; r < EL_ROWS; ++r)
+                ax[r] += (int32_t)w[r] * v; /* each product fits int32; the sum may not */
+        }
+        for (int k = 0; k < nh; ++k, w += EL_ROWS) {
+            const int32_t v = h[k];
+            for (int r = 0; r < EL_ROWS; ++r)
+                ah[r] += (int32_t)w[r] * v;
+        }
+        for (int r = 0; r < EL_ROWS; ++r) {
+            const el_row_t *p = &rows[blk * EL_ROWS + r];
+            z[blk * EL_ROWS + r] = el_sat32((int64_t)p->bias + el_scale64(ax[r], p->mx, p->sx)
+                                            + el_scale64(ah[r], p->mh, p->sh));
+        }
+    }
+}
+"""),
 ]
 
 _SIGMOID = r"""
@@ -385,24 +424,28 @@ class QLayer:
     def matrix(self, suffix: str, rows: np.ndarray, bias: np.ndarray | None, nx: int, f_x: int,
                f_h: int | None = None) -> str:
         """int8 rows (R, K) (the first nx columns multiply a vector of format f_x, the rest
-        one of format f_h) + their el_row_t table; returns the C arguments ``w, rows``."""
+        one of format f_h) + their el_row_t table; returns (kernel, its C arguments
+        ``w, rows``): int32 sums, or int64 ones where a row's int32 sum could overflow."""
         q, scale = quantize_rows(rows)
-        wide = np.abs(q.astype(np.int64))
-        for part, cols in (("x", wide[:, :nx]), ("h", wide[:, nx:])):
-            if cols.size and int(cols.sum(axis=1).max()) * 32768 >= 2 ** 31:
-                raise UserError(f"layer {self.i} ({self.layer.kind}): its rows over {part} are too long for "
-                                "int32 accumulators in int16x8 C; use --quantize int8 or float32")
+        mags = np.abs(q.astype(np.int64))
+        # int32 sums unless a row's sum could overflow them: sum|q| * 32768 >= 2^31
+        wide = any(cols.size and int(cols.sum(axis=1).max()) * 32768 >= 2 ** 31
+                   for cols in (mags[:, :nx], mags[:, nx:]))
         bias_q = q16(bias if bias is not None else np.zeros(len(rows)))
-        lines = []
+        lines, shifts = [], []
         for r in range(len(rows)):
             mx, sx = multiplier(float(scale[r]) * 2.0 ** (EL_Q - f_x))
             mh, sh = multiplier(float(scale[r]) * 2.0 ** (EL_Q - f_h)) if f_h is not None else (0, 1)
             lines.append(f"    {{{mx}, {mh}, {int(bias_q[r])}, {sx}, {sh}}},")
+            shifts += [shift for m, shift in ((mx, sx), (mh, sh)) if m]
         w_name, rows_name = f"layer{self.i}_{suffix}", f"layer{self.i}_{suffix}_rows"
         self.weights.append(c_ints(w_name, "int8_t", blocked(q), per_line=16))
         self.weights.append(f"static const el_row_t {rows_name}[{len(rows)}] = {{\n" + "\n".join(lines) + "\n};\n")
         self.flash += q.size + len(rows) * 16  # sizeof(el_row_t): 3 int32 + 2 int8, padded to 16
-        return f"{w_name}, {rows_name}"
+        if wide and min(shifts, default=62) <= 16:  # el_scale64 splits the sum at 2^16
+            raise UserError(f"layer {self.i} ({self.layer.kind}): weights too large for int16x8 C's 64-bit sums; "
+                            "use --quantize int8 or float32")
+        return ("el_matvec_q16_wide" if wide else "el_matvec_q16"), f"{w_name}, {rows_name}"
 
     @property
     def title(self) -> str:
@@ -418,7 +461,7 @@ def lstm(layer: QLayer) -> str:
     rows = np.concatenate([lay.weights["kernel"], lay.weights["recurrent_kernel"]], axis=0)
     order = [0, 1, 2, 3]
     bias = gate_bias(lay.weights["bias"], lay.units, order) if lay.use_bias else None
-    w = layer.matrix("w", gate_rows(rows, lay.units, order), bias, layer.width, layer.f_in, layer.f_out)
+    kw, w = layer.matrix("w", gate_rows(rows, lay.units, order), bias, layer.width, layer.f_in, layer.f_out)
     g, a = lay.recurrent_activation, lay.activation
     return f"""
 /* {layer.title}
@@ -431,7 +474,7 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS], int16_t 
 {{
     int32_t z[4 * L{i}_PAD];
     const int32_t *zi = z, *zf = z + L{i}_PAD, *zg = z + 2 * L{i}_PAD, *zo = z + 3 * L{i}_PAD;
-    el_matvec_q16(z, {w}, 4 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {kw}(z, {w}, 4 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
     for (int k = 0; k < L{i}_UNITS; ++k) {{
         const int32_t gi = {act(g, "zi[k]")}, gf = {act(g, "zf[k]")};
         const int32_t gg = {act(a, "zg[k]")}, go = {act(g, "zo[k]")};
@@ -451,11 +494,12 @@ def gru(layer: QLayer) -> str:
     one = "(1 << EL_Q)"
     if lay.reset_after:
         bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
-        w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]), gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None,
-                            nx, fx, fh)
-        w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]), gate_bias(bx, u, [2]) if lay.use_bias else None, nx, fx)
-        w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]), gate_bias(bh, u, [2]) if lay.use_bias else None,
-                            u, fh)
+        kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
+                                   gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None, nx, fx, fh)
+        kw_xh, w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]),
+                                   gate_bias(bx, u, [2]) if lay.use_bias else None, nx, fx)
+        kw_hh, w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]),
+                                   gate_bias(bh, u, [2]) if lay.use_bias else None, u, fh)
         return f"""
 /* {layer.title}
  *   [z r] = W_zr [x; h] + b_zr    update and reset gates in one pass over [x; h], Q15.16
@@ -467,9 +511,9 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS])
 {{
     int32_t zr[2 * L{i}_PAD], xn[L{i}_PAD], hn[L{i}_PAD];
     const int32_t *z = zr, *r = zr + L{i}_PAD;
-    el_matvec_q16(zr, {w_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
-    el_matvec_q16(xn, {w_xh}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
-    el_matvec_q16(hn, {w_hh}, L{i}_PAD / EL_ROWS, h, L{i}_UNITS, 0, 0);
+    {kw_zr}(zr, {w_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {kw_xh}(xn, {w_xh}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
+    {kw_hh}(hn, {w_hh}, L{i}_PAD / EL_ROWS, h, L{i}_UNITS, 0, 0);
     for (int k = 0; k < L{i}_UNITS; ++k) {{
         const int32_t gz = {act(g, "z[k]")}, gr = {act(g, "r[k]")};
         const int32_t n = {act(a, "el_sat32((int64_t)xn[k] + el_mul_q(gr, hn[k]))")};
@@ -479,9 +523,10 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS])
 }}
 """
     b = lay.weights["bias"] if lay.use_bias else None
-    w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]), gate_bias(b, u, [0, 1]) if b is not None else None,
-                        nx, fx, fh)
-    w_n = layer.matrix("w_n", gate_rows(both, u, [2]), gate_bias(b, u, [2]) if b is not None else None, nx, fx, fh)
+    kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
+                               gate_bias(b, u, [0, 1]) if b is not None else None, nx, fx, fh)
+    kw_n, w_n = layer.matrix("w_n", gate_rows(both, u, [2]), gate_bias(b, u, [2]) if b is not None else None,
+                             nx, fx, fh)
     return f"""
 /* {layer.title}
  *   [z r] = W_zr [x; h] + b_zr    update and reset gates in one pass over [x; h], Q15.16
@@ -494,13 +539,13 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS])
     int32_t zr[2 * L{i}_PAD], n[L{i}_PAD];
     int16_t rh[L{i}_UNITS];
     int32_t *z = zr, *r = zr + L{i}_PAD;
-    el_matvec_q16(zr, {w_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {kw_zr}(zr, {w_zr}, 2 * L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
     for (int k = 0; k < L{i}_UNITS; ++k) {{
         z[k] = {act(g, "z[k]")};
         r[k] = {act(g, "r[k]")};
         rh[k] = el_to_q(el_mul_q(r[k], el_from_q(h[k], L{i}_OUT_FRAC)), L{i}_OUT_FRAC);
     }}
-    el_matvec_q16(n, {w_n}, L{i}_PAD / EL_ROWS, x, L{i}_IN, rh, L{i}_UNITS);
+    {kw_n}(n, {w_n}, L{i}_PAD / EL_ROWS, x, L{i}_IN, rh, L{i}_UNITS);
     for (int k = 0; k < L{i}_UNITS; ++k) {{
         const int32_t hk = el_from_q(h[k], L{i}_OUT_FRAC);
         h[k] = el_to_q(el_sat32((int64_t)el_mul_q(z[k], hk) + el_mul_q({one} - z[k], {act(a, "n[k]")})),
@@ -514,7 +559,7 @@ def simple_rnn(layer: QLayer) -> str:
     lay, i = layer.layer, layer.i
     rows = np.concatenate([lay.weights["kernel"], lay.weights["recurrent_kernel"]], axis=0)
     bias = gate_bias(lay.weights["bias"], lay.units, [0]) if lay.use_bias else None
-    w = layer.matrix("w", gate_rows(rows, lay.units, [0]), bias, layer.width, layer.f_in, layer.f_out)
+    kw, w = layer.matrix("w", gate_rows(rows, lay.units, [0]), bias, layer.width, layer.f_in, layer.f_out)
     return f"""
 /* {layer.title}
  *   h = {lay.activation}(W [x; h] + b)     h kept as int16 Q.L{i}_OUT_FRAC
@@ -522,7 +567,7 @@ def simple_rnn(layer: QLayer) -> str:
 static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS])
 {{
     int32_t z[L{i}_PAD];
-    el_matvec_q16(z, {w}, L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
+    {kw}(z, {w}, L{i}_PAD / EL_ROWS, x, L{i}_IN, h, L{i}_UNITS);
     for (int k = 0; k < L{i}_UNITS; ++k)
         h[k] = el_to_q({act(lay.activation, "z[k]")}, L{i}_OUT_FRAC);
 }}
@@ -532,7 +577,7 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS])
 def dense(layer: QLayer) -> str:
     lay, i = layer.layer, layer.i
     bias = gate_bias(lay.weights["bias"], lay.units, [0]) if lay.use_bias else None
-    w = layer.matrix("w", gate_rows(lay.weights["kernel"], lay.units, [0]), bias, layer.width, layer.f_in)
+    kw, w = layer.matrix("w", gate_rows(lay.weights["kernel"], lay.units, [0]), bias, layer.width, layer.f_in)
     head = f"""
 /* {layer.title} (applied to every step)
  *   y = {lay.activation}(W x + b)     y as int16 Q.L{i}_OUT_FRAC
@@ -540,7 +585,7 @@ def dense(layer: QLayer) -> str:
 static void {layer.fn}(const int16_t x[L{i}_IN], int16_t y[L{i}_UNITS])
 {{
     int32_t z[L{i}_PAD];
-    el_matvec_q16(z, {w}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
+    {kw}(z, {w}, L{i}_PAD / EL_ROWS, x, L{i}_IN, 0, 0);
 """
     if lay.activation == "softmax":
         return head + f"""    el_softmax_q(z, z, L{i}_UNITS);

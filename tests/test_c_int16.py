@@ -15,6 +15,7 @@ import zoo
 from test_c_source import STRICT_FLAGS, c_name, native_cache, need_tool  # noqa: F401 (native_cache: fixture)
 
 from edgelstm import runtime
+from edgelstm.runtime import reference
 from edgelstm.accuracy import compare_artifact
 from edgelstm.converters import ExportOptions, c_int16, c_source, export
 
@@ -84,7 +85,8 @@ def test_description_and_header(exported16):
         assert decl in header
     # The weight matrices are int8, the state int16.
     matrices = re.findall(r"static const (\w+) (layer\d+_w\w*)\[", path.read_text())
-    assert [ctype for ctype, name in matrices if not name.endswith("_rows")] == ["int8_t"] * len(zoo.spec(case_id).layers)
+    kinds = [ctype for ctype, name in matrices if not name.endswith("_rows")]
+    assert kinds == ["int8_t"] * len(zoo.spec(case_id).layers)
     assert f"int16_t l0_h[{zoo.spec(case_id).layers[0].units}]" in header
 
 
@@ -247,6 +249,41 @@ def test_int16x8_rmse_on_airline(tmp_path):
     result = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend="native")
     change = result["rmse_change"]
     assert np.isfinite(change) and abs(change) <= MAX_RMSE_CHANGE, result
+
+
+def test_wide_layer_uses_64_bit_sums(tmp_path):
+    """A layer whose int32 sums could overflow (600 recurrent inputs of |q| = 127: 127 * 600
+    * 32768 > 2^31) gets the int64 kernel for that matrix, and still matches the reference."""
+    from edgelstm.spec import LayerSpec, ModelSpec
+
+    rng = np.random.default_rng(5)
+    features, units = 8, 600
+    sign = lambda shape: (rng.integers(0, 2, shape) * 2 - 1).astype(np.float32)  # noqa: E731
+    spec = ModelSpec(features, [
+        LayerSpec("simple_rnn", units, {"kernel": 0.05 * sign((features, units)),
+                                        "recurrent_kernel": 0.05 * sign((units, units)),
+                                        "bias": np.zeros(units, np.float32)}, activation="tanh",
+                  return_sequences=True),
+        # normal weights: sum|q| ~ 0.27 * 127 * 600, int32 sums suffice
+        LayerSpec("dense", 2, {"kernel": 0.05 * rng.standard_normal((units, 2)).astype(np.float32),
+                               "bias": np.zeros(2, np.float32)},
+                  activation="linear")])
+    xs = rng.uniform(-1, 1, (8, 30, features)).astype(np.float32)
+    path = export(spec, "c", tmp_path, ExportOptions(basename="wide", quantize="int16x8", calibration=xs),
+                  echo=lambda line: None)[0]
+    text = path.read_text()
+    assert "el_matvec_q16_wide(z, layer0_w" in text and "el_matvec_q16(z, layer1_w" in text
+    stream = rng.uniform(-1, 1, (200, features)).astype(np.float32)
+    want, _ = reference.run_sequence(spec, stream[None])
+    got = runtime.load(path, on_range=lambda summary: None).run(stream)
+    assert np.abs(want).max() > 0.2  # outputs well above the tolerance: a wrong sum shows
+    # measured 1.2e-2 (outputs up to 1.6; 600 recurrent units of equal weight magnify the
+    # int8 weight rounding), within the zoo's INT16X8_TOL
+    np.testing.assert_allclose(got, want[0], rtol=0, atol=INT16X8_TOL)
+    for cc, target in (("gcc", []), ("clang", []), ("arm-none-eabi-gcc", CORTEX_M3 + ["-Dwide_NO_FLOAT_API"])):
+        done = subprocess.run([need_tool(cc), *target, *STRICT_FLAGS, "-c", str(path), "-o", str(tmp_path / "w.o")],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, (cc, done.stderr[:2000])
 
 
 def test_generate_refuses_values_int16_cannot_hold():
