@@ -196,6 +196,39 @@ typedef struct {
 
 """
 
+#: The matrix-vector kernel: int32 sums (el_matvec_q16), or int64 ones (el_matvec_q16_wide).
+_MATVEC = r"""
+/* {doc} */
+EL_INLINE void {name}(int32_t *z, const int8_t *w, const el_row_t *rows, int blocks,
+{pad}const int16_t *x, int nx, const int16_t *h, int nh)
+{{
+    for (int blk = 0; blk < blocks; ++blk) {{
+        {acc} ax[EL_ROWS] = {{0}}, ah[EL_ROWS] = {{0}};
+        for (int k = 0; k < nx; ++k, w += EL_ROWS) {{
+            const int32_t v = x[k];
+            for (int r = 0; r < EL_ROWS; ++r)
+                ax[r] += (int32_t)w[r] * v;
+        }}
+        for (int k = 0; k < nh; ++k, w += EL_ROWS) {{
+            const int32_t v = h[k];
+            for (int r = 0; r < EL_ROWS; ++r)
+                ah[r] += (int32_t)w[r] * v;
+        }}
+        for (int r = 0; r < EL_ROWS; ++r) {{
+            const el_row_t *p = &rows[blk * EL_ROWS + r];
+            z[blk * EL_ROWS + r] = el_sat32((int64_t)p->bias + {scale}(ax[r], p->mx, p->sx)
+                                            + {scale}(ah[r], p->mh, p->sh));
+        }}
+    }}
+}}
+"""
+
+
+
+def matvec_kernel(name: str, acc: str, scale: str, doc: str) -> str:
+    return _MATVEC.format(name=name, pad=" " * len(f"EL_INLINE void {name}("), acc=acc, scale=scale, doc=doc)
+
+
 #: Integer building blocks, in dependency order; a file holds the ones it uses (clang
 #: warns about an unused static inline function).
 _BLOCKS = [
@@ -246,33 +279,11 @@ EL_INLINE int16_t el_to_q(int32_t v, int f)
     return el_sat16(f == EL_Q ? v : el_sat32(el_round_shift(v, EL_Q - f)));
 }
 """),
-    ("el_matvec_q16", r"""
-/* z[r] = bias[r] + (sum_k w[k][r] x[k]) * mx[r] + (sum_k w[nx + k][r] h[k]) * mh[r], in
- * Q15.16. int8 weights times int16 values summed in int32 (the exporter checked that no
- * row can overflow), EL_ROWS independent accumulators over contiguous weights. */
-EL_INLINE void el_matvec_q16(int32_t *z, const int8_t *w, const el_row_t *rows, int blocks,
-                             const int16_t *x, int nx, const int16_t *h, int nh)
-{
-    for (int blk = 0; blk < blocks; ++blk) {
-        int32_t ax[EL_ROWS] = {0}, ah[EL_ROWS] = {0};
-        for (int k = 0; k < nx; ++k, w += EL_ROWS) {
-            const int32_t v = x[k];
-            for (int r = 0; r < EL_ROWS; ++r)
-                ax[r] += (int32_t)w[r] * v;
-        }
-        for (int k = 0; k < nh; ++k, w += EL_ROWS) {
-            const int32_t v = h[k];
-            for (int r = 0; r < EL_ROWS; ++r)
-                ah[r] += (int32_t)w[r] * v;
-        }
-        for (int r = 0; r < EL_ROWS; ++r) {
-            const el_row_t *p = &rows[blk * EL_ROWS + r];
-            z[blk * EL_ROWS + r] = el_sat32((int64_t)p->bias + el_scale(ax[r], p->mx, p->sx)
-                                            + el_scale(ah[r], p->mh, p->sh));
-        }
-    }
-}
-"""),
+    ("el_matvec_q16", matvec_kernel(
+        "el_matvec_q16", "int32_t", "el_scale",
+        "z[r] = bias[r] + (sum_k w[k][r] x[k]) * mx[r] + (sum_k w[nx + k][r] h[k]) * mh[r], in\n"
+        " * Q15.16. int8 weights times int16 values summed in int32 (the exporter checked that no\n"
+        " * row can overflow), EL_ROWS independent accumulators over contiguous weights.")),
     ("el_scale64", r"""
 /* acc * m * 2^-shift for a 64-bit sum, split at 2^16 so both products fit int64 (|acc| <
  * 2^47 for up to 2^25 inputs, so |hi| < 2^31). The exporter guarantees shift > 16 for the
@@ -285,32 +296,10 @@ EL_INLINE int64_t el_scale64(int64_t acc, int32_t m, int shift)
     return el_round_shift(hi * m, shift - 16) + el_round_shift(lo * m, shift);
 }
 """),
-    ("el_matvec_q16_wide", r"""
-/* el_matvec_q16 with int64 sums, for rows whose int32 sum could overflow (the exporter
- * picks it per matrix: sum|q| * 32768 >= 2^31). */
-EL_INLINE void el_matvec_q16_wide(int32_t *z, const int8_t *w, const el_row_t *rows, int blocks,
-                                  const int16_t *x, int nx, const int16_t *h, int nh)
-{
-    for (int blk = 0; blk < blocks; ++blk) {
-        int64_t ax[EL_ROWS] = {0}, ah[EL_ROWS] = {0};
-        for (int k = 0; k < nx; ++k, w += EL_ROWS) {
-            const int32_t v = x[k];
-            for (int r = 0; r < EL_ROWS; ++r)
-                ax[r] += (int32_t)w[r] * v; /* each product fits int32; the sum may not */
-        }
-        for (int k = 0; k < nh; ++k, w += EL_ROWS) {
-            const int32_t v = h[k];
-            for (int r = 0; r < EL_ROWS; ++r)
-                ah[r] += (int32_t)w[r] * v;
-        }
-        for (int r = 0; r < EL_ROWS; ++r) {
-            const el_row_t *p = &rows[blk * EL_ROWS + r];
-            z[blk * EL_ROWS + r] = el_sat32((int64_t)p->bias + el_scale64(ax[r], p->mx, p->sx)
-                                            + el_scale64(ah[r], p->mh, p->sh));
-        }
-    }
-}
-"""),
+    ("el_matvec_q16_wide", matvec_kernel(
+        "el_matvec_q16_wide", "int64_t", "el_scale64",
+        "el_matvec_q16 with int64 sums, for rows whose int32 sum could overflow (the exporter\n"
+        " * picks it per matrix: sum|q| * 32768 >= 2^31).")),
 ]
 
 _SIGMOID = r"""
