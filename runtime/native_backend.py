@@ -146,10 +146,11 @@ def _state_copies(s: str, size: int, frac: int | None) -> tuple[str, str, str]:
         return (f"        memcpy(s.{s}, {s} + (size_t)k * {size}, sizeof s.{s});\n",
                 f"        memcpy({s}_next + (size_t)k * {size}, s.{s}, sizeof s.{s});\n", "float")
     one = float(2 ** frac)
-    load = (f"        for (int j = 0; j < {size}; ++j) {{ /* float -> int16 Q.{frac}, rounded, saturated */\n"
+    load = (f"        for (int j = 0; j < {size}; ++j) {{ /* float -> int16 Q.{frac}: rounded, saturated, NaN 0 */\n"
             f"            const float q = {s}[(size_t)k * {size} + (size_t)j] * {one!r}f;\n"
-            f"            s.{s}[j] = (int16_t)(q >= 32767.0f ? 32767.0f : q <= -32768.0f ? -32768.0f :\n"
-            f"                                 q >= 0.0f ? q + 0.5f : q - 0.5f);\n        }}\n")
+            f"            s.{s}[j] = (int16_t)(q != q ? 0.0f : q >= 32767.0f ? 32767.0f :\n"
+            f"                                 q <= -32768.0f ? -32768.0f : q >= 0.0f ? q + 0.5f : q - 0.5f);\n"
+            f"        }}\n")
     store = (f"        for (int j = 0; j < {size}; ++j)\n"
              f"            {s}_next[(size_t)k * {size} + (size_t)j] = (float)s.{s}[j] / {one!r}f;\n")
     return load, store, "int16_t"
