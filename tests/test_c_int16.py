@@ -294,3 +294,23 @@ def test_generate_refuses_values_int16_cannot_hold():
     huge = np.full((4, 10, spec.input_size), 40000.0, np.float32)
     with pytest.raises(UserError, match="int16x8 C holds values up to"):
         c_source.generate(spec, "m", "int16x8", huge)
+
+
+def test_cli_export_and_info(tmp_path, keras_file):
+    """`edgelstm export --format c --quantize int16x8` with calibration data: the check on
+    write passes the tolerance, and `info` counts 2 bytes per state value."""
+    from click.testing import CliRunner
+
+    from edgelstm.cli import cli
+
+    case_id = "gru-last-bias-1x-softmax"
+    data = tmp_path / "cal.npy"
+    np.save(data, calibration(case_id))
+    result = CliRunner().invoke(cli, ["export", str(keras_file(case_id)), "--format", "c", "--quantize", "int16x8",
+                                      "--calibration-data", str(data), "--name", "gru_q", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "gru_q.c.json").read_text())
+    assert sidecar["quantize"] == "int16x8" and sidecar["verification"]["max_abs_err"] <= INT16X8_TOL
+    result = CliRunner().invoke(cli, ["info", str(tmp_path / "gru_q.c")])
+    assert result.exit_code == 0, result.output
+    assert f"ram_bytes_per_stream  {2 * zoo.spec(case_id).stats()['state_floats']}" in result.output
