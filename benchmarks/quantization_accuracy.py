@@ -7,7 +7,7 @@ Trains LSTM / GRU / SimpleRNN with every seed on PickupGestureWiimoteZ (10 gestu
 variable length, front-padded to 361 steps), ACSF1 (10 appliances, 365-step power
 streams) and InternalBleeding16 (forecasting 10 steps ahead), exports each as TFLite
 float32 / dynamic / int8 / int16x8 step models (calibrated on the training windows) and
-as ONNX float32 / dynamic step models and C source float32 / int8, streams every held-out
+as ONNX float32 / dynamic step models and C source float32 / int8 / int16x8, streams every held-out
 case from a fresh state through LiteRT (TFLite), ONNX Runtime (ONNX) or the native backend
 (C; its size: the weight bytes in flash), and prints a markdown table of the
 mean and the range over seeds (size ratios are against the same format's float32):
@@ -45,7 +45,7 @@ from edgelstm.training import TrainConfig, train  # noqa: E402
 #: (format, quantization, runtime backend), in table order.
 EXPORTS = [("tflite", q, "litert") for q in ("float32", "dynamic", "int8", "int16x8")]
 EXPORTS += [("onnx", q, "onnxruntime") for q in ("float32", "dynamic")]
-EXPORTS += [("c", q, "native") for q in ("float32", "int8")]
+EXPORTS += [("c", q, "native") for q in ("float32", "int8", "int16x8")]
 CELLS = ("lstm", "gru", "simple_rnn")
 #: Training epochs per dataset: a few minutes per configuration on a shared 2-core machine.
 EPOCHS = {"pickupgesture": 30, "acsf1": 15, "bleeding": 15, "basicmotions": 40, "airline": 40}

@@ -12,7 +12,10 @@ refused: compiling it would run code nobody verified against the reference.
 
 Many streams step in one call: a small generated wrapper (``edgelstm_native_steps``)
 copies each stream's state from the flat ``(streams, units)`` arrays of the runtime
-into a ``NAME_state_t``, calls ``NAME_step`` and copies the new state out.
+into a ``NAME_state_t``, calls ``NAME_step`` and copies the new state out. An int16x8
+model keeps its state as int16 ``q`` with ``frac_bits`` f (from its description): the
+wrapper hands it to the runtime as the float ``q * 2^-f`` and takes it back rounded, which
+is exact, so a state snapshot restores bit-identically.
 """
 
 from __future__ import annotations
@@ -143,13 +146,32 @@ def read_verified(path: Path) -> tuple[str, str, dict]:
     return header, code, desc
 
 
-def _wrapper(name: str, states: list[tuple[str, int]]) -> str:
-    """C that steps n streams over flat (n, size) arrays, and reports the compiled sizes."""
+def _state_copies(s: str, size: int, frac: int | None) -> tuple[str, str, str]:
+    """C that loads one state field from the flat float array, stores it back, and the type."""
+    if frac is None:
+        return (f"        memcpy(s.{s}, {s} + (size_t)k * {size}, sizeof s.{s});\n",
+                f"        memcpy({s}_next + (size_t)k * {size}, s.{s}, sizeof s.{s});\n", "float")
+    one = float(2 ** frac)
+    load = (f"        for (int j = 0; j < {size}; ++j) {{ /* float -> int16 Q.{frac}: rounded, saturated, NaN 0 */\n"
+            f"            const float q = {s}[(size_t)k * {size} + (size_t)j] * {one!r}f;\n"
+            f"            s.{s}[j] = (int16_t)(q != q ? 0.0f : q >= 32767.0f ? 32767.0f :\n"
+            f"                                 q <= -32768.0f ? -32768.0f : q >= 0.0f ? q + 0.5f : q - 0.5f);\n"
+            f"        }}\n")
+    store = (f"        for (int j = 0; j < {size}; ++j)\n"
+             f"            {s}_next[(size_t)k * {size} + (size_t)j] = (float)s.{s}[j] / {one!r}f;\n")
+    return load, store, "int16_t"
+
+
+def _wrapper(name: str, states: list[tuple[str, int]], fracs: dict | None = None) -> str:
+    """C that steps n streams over flat (n, size) arrays, and reports the compiled sizes.
+    ``fracs``: state name -> fractional bits of an int16 state (int16x8), else float."""
+    fracs = fracs or {}
     params = "".join(f", const float *{s}" for s, _ in states) + "".join(f", float *{s}_next" for s, _ in states)
-    load = "".join(f"        memcpy(s.{s}, {s} + (size_t)k * {size}, sizeof s.{s});\n" for s, size in states)
-    store = "".join(f"        memcpy({s}_next + (size_t)k * {size}, s.{s}, sizeof s.{s});\n" for s, size in states)
-    sizes = "".join(f"    sizes[{2 + n}] = (int32_t)(sizeof(((const {name}_state_t *)0)->{s}) / sizeof(float));\n"
-                    for n, (s, _) in enumerate(states))
+    copies = [_state_copies(s, size, fracs.get(s)) for s, size in states]
+    load = "".join(c[0] for c in copies)
+    store = "".join(c[1] for c in copies)
+    sizes = "".join(f"    sizes[{2 + n}] = (int32_t)(sizeof(((const {name}_state_t *)0)->{s}) / sizeof({c[2]}));\n"
+                    for n, ((s, _), c) in enumerate(zip(states, copies)))
     return f"""#include "{name}.c"
 
 void edgelstm_native_steps(int32_t n, const float *x, float *y{params});
@@ -179,7 +201,11 @@ def build(path: Path, header: str, code: str, desc: dict, states: list[tuple[str
             raise UserError(f"{path}: its description names a state {state!r} that is not a C identifier")
     cmd = compiler()
     flags = shlex.split(os.environ.get(CFLAGS_ENV, DEFAULT_CFLAGS))
-    wrapper = _wrapper(name, states)
+    fracs = {f.get("name"): f.get("frac_bits") for f in desc["c"].get("state_fields") or []
+             if isinstance(f, dict) and f.get("dtype") == "int16"}
+    if not all(isinstance(v, int) and 0 <= v <= 16 for v in fracs.values()):
+        raise UserError(f"{path}: its description gives an int16 state format out of range")
+    wrapper = _wrapper(name, states, fracs)
     key = hashlib.sha256("\0".join([header, code, wrapper, _compiler_identity(tuple(cmd)), *flags]).encode())
     root = cache_dir()
     lib = root / f"{name}-{key.hexdigest()[:32]}.so"

@@ -28,6 +28,19 @@ def keras_file(tmp_path_factory):
     return save
 
 
+@pytest.fixture(scope="session")
+def basicmotions_lstm(tmp_path_factory):
+    """(dataset, ModelSpec) of a small LSTM trained on the bundled smartwatch data (the
+    quantized C exports are held against it)."""
+    from edgelstm import datasets
+    from edgelstm.keras_import import spec_from_path
+    from edgelstm.training import TrainConfig, train
+
+    data = datasets.load("basicmotions")
+    report = train(data, TrainConfig(cell="lstm", units=16, epochs=8), tmp_path_factory.mktemp("basicmotions"))
+    return data, spec_from_path(report["paths"][0])
+
+
 # -- the seed's toy model (tests/test_guards.py, tests/test_rough_edges.py) ------------------
 SEED_X = np.array([[1, 2, 3], [2, 3, 4], [3, 4, 5]], np.float32)[..., None]
 SEED_Y = np.array([4, 5, 6], np.float32)

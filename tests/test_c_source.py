@@ -349,8 +349,6 @@ def test_model_the_c_exporter_cannot_express(tmp_path):
         export(spec, "c", tmp_path, ExportOptions(basename="my-model"))
     with pytest.raises(UserError, match="not available for c"):
         export(spec, "c", tmp_path, ExportOptions(basename="q", quantize="dynamic"))
-    with pytest.raises(UserError, match="not available for c"):  # integer-only C is not built yet
-        export(spec, "c", tmp_path, ExportOptions(basename="q", quantize="int16x8"))
     assert not list(tmp_path.iterdir())
 
 
@@ -443,17 +441,12 @@ def test_runtime_runs_c_without_tensorflow(exported):
 INT8_MIN_AGREEMENT = 0.97
 
 
-def test_int8_agrees_with_float_on_basicmotions(tmp_path):
+def test_int8_agrees_with_float_on_basicmotions(tmp_path, basicmotions_lstm):
     """A small LSTM trained on the bundled smartwatch data: the int8 C export predicts the
     float model's class on the held-out cases (benchmarks/quantization_accuracy.py: 100%)."""
-    from edgelstm import datasets
     from edgelstm.accuracy import compare_artifact
-    from edgelstm.keras_import import spec_from_path
-    from edgelstm.training import TrainConfig, train
 
-    data = datasets.load("basicmotions")
-    report = train(data, TrainConfig(cell="lstm", units=16, epochs=8), tmp_path)
-    spec = spec_from_path(report["paths"][0])
+    data, spec = basicmotions_lstm
     options = ExportOptions(quantize="int8", basename="bm_int8", calibration=data.x_train)
     path = export(spec, "c", tmp_path, options)[0]
     result = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend="native")
