@@ -19,7 +19,8 @@ import exports
 import zoo
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "edgelstm", "converters", "runtime")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "edgelstm", "converters", "runtime",
+           "firmware_examples")  # every directory pyproject.toml maps into the package
 LEAN_EXTRAS = "litert,onnxruntime,tflm"
 HEAVY = {"tensorflow", "tensorflow-cpu", "tf-keras", "keras", "onnx", "tf2onnx", "tensorboard", "jax", "torch"}
 CASE = "lstm-last-bias-2x-softmax"
