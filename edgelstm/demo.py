@@ -25,6 +25,9 @@ TARGETS = [
     ("tflite", "int8"),
     ("onnx", "float32"),
     ("onnx", "dynamic"),
+    ("c", "float32"),
+    ("c", "int8"),
+    ("c", "int16x8"),
 ]
 TIMED_STEPS = 300
 
@@ -38,9 +41,21 @@ def available_targets() -> list[tuple[str, str]]:
             module = importlib.import_module(EXPORTERS[fmt][0])
         except ImportError:
             continue
+        if fmt == "c" and not _c_compiler_available():  # the native backend builds the C to run it
+            continue
         if quantize in getattr(module, "QUANTIZATIONS", ()):
             out.append((fmt, quantize))
     return out
+
+
+def _c_compiler_available() -> bool:
+    from edgelstm.runtime.native_backend import compiler
+
+    try:
+        compiler()
+    except UserError:
+        return False
+    return True
 
 
 def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS, backend: str = "auto") -> float:
@@ -57,11 +72,13 @@ def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS, ba
 def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print) -> list[dict]:
     from edgelstm import datasets, training
     from edgelstm.accuracy import stream_outputs
+    from edgelstm.artifact import read_sidecar
     from edgelstm.calibration import apply_report, read_report
     from edgelstm.converters import ExportOptions, export
     from edgelstm.export_variants import artifact_basename
     from edgelstm.keras_import import spec_from_path
     from edgelstm.runtime import load
+    from edgelstm.runtime.ranges import range_line
 
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
@@ -87,14 +104,20 @@ def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print)
     for fmt, quantize in targets:
         row = {"format": fmt, "quantize": quantize}
         rows.append(row)
-        options = ExportOptions(quantize=quantize, basename=artifact_basename("basicmotions_lstm", quantize),
+        options = ExportOptions(quantize=quantize, basename=artifact_basename("basicmotions_lstm", quantize, fmt=fmt),
                                 calibration=data.x_train, heldout=data.x_test, heldout_targets=data.y_test)
         try:
             t0 = time.perf_counter()
             path = export(spec, fmt, out_dir / fmt, options)[0]
-            row.update(file=f"{fmt}/{path.name}", bytes=path.stat().st_size)
-            model = load(path, streams=len(data.x_test))
+            # C source is text: what a board stores is its weight arrays (flash)
+            size = read_sidecar(path)["c"]["flash_bytes"] if fmt == "c" else path.stat().st_size
+            row.update(file=f"{fmt}/{path.name}", bytes=size)
+            model = load(path, streams=len(data.x_test), on_range=lambda summary: None)  # said below
             got = stream_outputs(model, data.x_test)[:, -1, :]
+            ranges = model.range_summary()
+            if ranges and (ranges["inputs_outside"] or ranges["outputs_pinned"]):
+                row["calibrated_range"] = range_line(ranges)
+                echo(f"      {fmt}/{quantize}: {row['calibrated_range']}")
             row["max_abs_vs_keras"] = float(np.abs(got - keras_out).max())
             row["accuracy"] = float(np.mean(got.argmax(-1) == data.y_test))
             row["us_per_step"] = time_per_step(path, data.x_test[0])
@@ -116,7 +139,7 @@ def format_table(rows: list[dict]) -> str:
             lines.append((r["format"], r["quantize"], "-", "failed: " + r["error"][:60], "-", "-"))
             continue
         lines.append((
-            r["format"], r["quantize"], f"{r['bytes'] / 1024:.1f} KiB",
+            r["format"], r["quantize"], f"{r['bytes'] / 1024:.1f} KiB" + (" flash" if r["format"] == "c" else ""),
             f"{r['max_abs_vs_keras']:.2e}" if r["format"] != "keras" else "(reference)",
             f"{100 * r['accuracy']:.1f}%",
             f"{r['us_per_step']:.1f}" if r.get("us_per_step") is not None else "-",

@@ -18,12 +18,16 @@ from edgelstm.converters import CALIBRATED
 from edgelstm.errors import UserError
 
 
-def artifact_basename(stem: str, quantize: str, mode: str = "step") -> str:
+def artifact_basename(stem: str, quantize: str, mode: str = "step", fmt: str | None = None) -> str:
     parts = [stem]
     if quantize != "float32":
         parts.append(quantize)
     if mode != "step":
         parts.append(mode)
+    if fmt == "c":  # the name of a C export is also its C prefix: make it an identifier
+        from edgelstm.converters.c_source import c_identifier
+
+        return c_identifier("_".join(parts))
     return ".".join(parts)
 
 
@@ -91,11 +95,8 @@ def export_variants(spec, model_path: Path, todo: list[tuple[str, str]], out_dir
              "sequences, so quantization ranges may not fit real inputs")
     x_held, y_held = data.heldout
     for fmt, quantize in todo:
-        basename = name if name and len(todo) == 1 else artifact_basename(name or Path(model_path).stem, quantize, mode)
-        if fmt == "c" and basename != name:  # a derived name is also the C prefix: make it an identifier
-            from edgelstm.converters.c_source import c_identifier
-
-            basename = c_identifier(basename)
+        basename = (name if name and len(todo) == 1
+                    else artifact_basename(name or Path(model_path).stem, quantize, mode, fmt))
         if data.synthetic:
             source = "synthetic inputs"
         elif quantize in CALIBRATED:

@@ -94,7 +94,11 @@ class RangeMonitor:
 
 
 def _share(n: int, rows: int) -> str:
-    return f"{n} of {rows} rows ({100 * n / rows:.0f}%)" if rows else "0 rows"
+    if not rows:
+        return "0 rows"
+    pct = 100 * n / rows
+    # two significant digits below 10 %, so that a few rows in thousands do not read "0%"
+    return f"{n} of {rows} rows ({pct:.2g}%)" if pct < 10 else f"{n} of {rows} rows ({pct:.0f}%)"
 
 
 def range_line(summary: dict, so_far: bool = False) -> str:

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import QUERY, SEED_X
 from edgelstm.cli import cli
 
 NAN, INF = float("nan"), float("inf")
-from conftest import QUERY, SEED_X
 #: The acceptance bar of the seed example: an int8 answer within 5 % of Keras is fine.
 SEED_REL_TOL = 0.05
 

@@ -7,7 +7,6 @@ checkout's sources so the build leaves nothing in the working tree.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +16,9 @@ import pytest
 
 import exports
 import zoo
+from device.board_check import copy_package_sources
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "edgelstm", "converters", "runtime",
-           "firmware_examples")  # every directory pyproject.toml maps into the package
 LEAN_EXTRAS = "litert,onnxruntime,tflm"
 HEAVY = {"tensorflow", "tensorflow-cpu", "tf-keras", "keras", "onnx", "tf2onnx", "tensorboard", "jax", "torch"}
 CASE = "lstm-last-bias-2x-softmax"
@@ -37,13 +35,7 @@ def _run(cmd, **kw):
 def lean_venv(tmp_path_factory):
     root = tmp_path_factory.mktemp("lean")
     src = root / "src"
-    src.mkdir()
-    for name in SOURCES:
-        path = REPO / name
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif path.is_file():
-            shutil.copy2(path, src / name)
+    copy_package_sources(src)
     if not (src / "README.md").exists():  # pyproject names it as the long description
         (src / "README.md").write_text("edgelstm\n")
     venv = root / "venv"

@@ -156,16 +156,27 @@ def board_backends(board: Board, wheels: Path) -> list[str]:
     return usable
 
 
+def copy_package_sources(dst: Path) -> None:
+    """What pip needs to build the distribution, copied to ``dst``: pyproject.toml, the
+    README and every directory pyproject.toml maps into the package (read from it, so a
+    new one cannot be forgotten here)."""
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    dirs = set(config["tool"]["setuptools"]["package-dir"].values())
+    dst.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE", *sorted(dirs)):
+        path = REPO / name
+        if path.is_dir():
+            shutil.copytree(path, dst / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif path.is_file():
+            shutil.copy2(path, dst / name)
+
+
 def build_wheel(work: Path) -> Path:
     """The checkout as a wheel, built from a copy so the tree stays clean."""
     src = work / "src"
-    src.mkdir(parents=True)
-    for name in ("pyproject.toml", "README.md", "LICENSE", "edgelstm", "converters", "runtime"):
-        path = REPO / name
-        if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif path.is_file():
-            shutil.copy2(path, src / name)
+    copy_package_sources(src)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
                            "-w", str(work / "dist"), str(src)], capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
