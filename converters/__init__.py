@@ -8,6 +8,7 @@ against the float numpy reference, through the runtime, and records the result.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,9 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
     from edgelstm.export_guard import ExportRejected
 
     echo = echo or (lambda message: print(message, file=sys.stderr))
-    options = options or ExportOptions()
+    # A copy: the calibration / held-out split below (and the exporter's own) must not
+    # change the caller's options, which may serve another export next.
+    options = dataclasses.replace(options) if options is not None else ExportOptions()
     module = check_combination(fmt, options.quantize, options.mode)
     gated = options.min_agreement is not None or options.max_rmse_change is not None
     if gated and options.mode != "step":

@@ -143,6 +143,19 @@ def test_heldout_split_is_disjoint_and_in_one_place():
     assert x_cal.shape[1] + x_held.shape[1] == 50 and x_held.min() > x_cal.max()
 
 
+@pytest.mark.parametrize("fmt, quantize", [("npz", "float32"), ("c", "int8")])
+def test_export_leaves_the_callers_options_as_they_were(tmp_path, fmt, quantize):
+    """The held-out split happens on a copy: options reused for a second export still
+    calibrate on all the data they were given."""
+    import zoo
+    from edgelstm.converters import ExportOptions, export
+
+    calib = np.random.default_rng(0).uniform(-1, 1, (10, 30, 3)).astype(np.float32)
+    options = ExportOptions(quantize=quantize, calibration=calib, basename="m")
+    export(zoo.spec("lstm-act_tanh"), fmt, tmp_path, options, echo=lambda line: None)
+    assert options.calibration is calib and options.heldout is None and options.heldout_source is None
+
+
 def test_int8_check_on_write_is_not_on_the_calibration_data(toy_dir):
     out = toy_dir / "int8_train"
     result = invoke("export", toy_dir / "toy.keras", "--format", "tflite", "--quantize", "int8",
