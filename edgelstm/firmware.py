@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgelstm.accuracy import predicted_class  # not argmax: a sigmoid head has one column
 from edgelstm.errors import UserError, one_line
 
 #: What ``apt-get install --no-install-recommends`` needs on Debian / Ubuntu.
@@ -431,7 +432,7 @@ def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model
         result["float_routines_in_step"] = soft_float
         result["integer_only"] = not soft_float
     if spec.task == "classification":
-        agree = y.argmax(-1) == reference.argmax(-1)
+        agree = predicted_class(y) == predicted_class(reference)
         result["class_agreement"] = float(agree.mean())
         result["final_class_agreement"] = float(agree[:, -1].mean())
     return result
