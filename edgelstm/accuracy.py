@@ -50,6 +50,11 @@ def predicted_class(y: np.ndarray) -> np.ndarray:
     return (y[..., 0] > 0.5).astype(np.int64) if y.shape[-1] == 1 else y.argmax(-1)
 
 
+def class_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of ``labels`` that ``predicted_class(outputs)`` gets right."""
+    return float(np.mean(predicted_class(outputs) == np.asarray(labels)))
+
+
 def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.ndarray | None = None) -> dict:
     """Error figures of ``got`` against ``want``, both (N, T, outputs) streamed outputs."""
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
@@ -66,8 +71,8 @@ def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.nd
         cls_want, cls_got = predicted_class(last_want), predicted_class(last_got)
         out["agreement"] = float(np.mean(cls_want == cls_got))
         if targets is not None and np.ndim(targets) == 1:
-            out["accuracy_reference"] = float(np.mean(cls_want == targets))
-            out["accuracy"] = float(np.mean(cls_got == targets))
+            out["accuracy_reference"] = class_accuracy(last_want, targets)
+            out["accuracy"] = class_accuracy(last_got, targets)
     elif targets is not None:
         t = np.asarray(targets, np.float64).reshape(last_want.shape)
         ref = float(np.sqrt(np.mean((last_want - t) ** 2)))

@@ -12,6 +12,7 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from edgelstm.accuracy import predicted_class
 from edgelstm.errors import UserError
 from edgelstm.runtime import BadInputError, StatefulModel
 from edgelstm.runtime.streams import StreamRouter
@@ -134,7 +135,7 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
         stats.rows += 1
         out = ([stream] if stream_idx is not None else []) + [f"{v:.9g}" for v in y]
         if classes:
-            out.append(str(int(np.argmax(y))))
+            out.append(str(int(predicted_class(y))))
         if last_only:
             last[stream] = out
         else:

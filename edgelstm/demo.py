@@ -71,7 +71,7 @@ def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS, ba
 
 def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print) -> list[dict]:
     from edgelstm import datasets, training
-    from edgelstm.accuracy import stream_outputs
+    from edgelstm.accuracy import class_accuracy, stream_outputs
     from edgelstm.artifact import read_sidecar
     from edgelstm.calibration import apply_report, read_report
     from edgelstm.converters import ExportOptions, export
@@ -119,7 +119,7 @@ def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print)
                 row["calibrated_range"] = range_line(ranges)
                 echo(f"      {fmt}/{quantize}: {row['calibrated_range']}")
             row["max_abs_vs_keras"] = float(np.abs(got - keras_out).max())
-            row["accuracy"] = float(np.mean(got.argmax(-1) == data.y_test))
+            row["accuracy"] = class_accuracy(got, data.y_test)
             row["us_per_step"] = time_per_step(path, data.x_test[0])
             echo(f"      {fmt}/{quantize}: {path.name} ({time.perf_counter() - t0:.1f} s)")
         except UserError as exc:

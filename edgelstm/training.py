@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import datasets
+from edgelstm.accuracy import class_accuracy  # not argmax: a sigmoid head has one column
 from edgelstm.errors import UserError, require_file
 
 CELLS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN", "rnn": "SimpleRNN"}
@@ -126,7 +127,7 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
 
 def evaluate(data: datasets.Dataset, pred: np.ndarray) -> dict:
     if data.task == "classification":
-        return {"accuracy": float(np.mean(pred.argmax(-1) == data.y_test)),
+        return {"accuracy": class_accuracy(pred, data.y_test),
                 "majority_baseline": float(np.bincount(data.y_test).max() / len(data.y_test))}
     rmse = float(np.sqrt(np.mean((pred - data.y_test) ** 2)))
     # Naive forecasts: the training mean, and (when the target is among the inputs) its last value.
