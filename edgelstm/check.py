@@ -167,6 +167,12 @@ def _batched(fn, pieces: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(outs)
 
 
+def validate_reset_every(text: str | None) -> None:
+    """``--reset-every`` is a positive number of steps or ``window`` (said before the long part)."""
+    if text is not None and text != "window" and not (text.isdigit() and int(text) > 0):
+        raise UserError(f"--reset-every takes a positive number of steps or 'window', not {text!r}")
+
+
 def run_check(model_path: Path, artifact: Path, data: Path | None = None, dataset: str | None = None,
               steps: int = DEFAULT_STEPS, segments: int = DEFAULT_SEGMENTS, backend: str = "auto",
               warn=None, reset_every: int | str | None = None, replay: bool = False) -> tuple[dict, np.ndarray]:
@@ -177,7 +183,7 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
     is played twice end to end with the state carried across (see ``replay_drift``).
     """
     from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
-    from edgelstm.runtime import load, reference
+    from edgelstm.runtime import load
 
     model_path, artifact = Path(model_path), require_file(artifact)  # before the long part
     suffix = model_path.suffix.lower()
@@ -187,18 +193,7 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
     sequences, source, synthetic = load_data(spec, model_path, data, dataset)
     if synthetic and warn is not None:
         warn("no real data (give --data or --dataset); streaming synthetic inputs")
-    stream = long_stream(sequences, steps)
-    if replay:
-        if reset_every:
-            raise UserError("--max-replay-ratio carries the state across the replay; it cannot be combined "
-                            "with --reset-every")
-        stream = replay_stream(stream)
-    if reset_every == "window":
-        if not spec.seq_len:
-            raise UserError("--reset-every window: the model does not record its window length; give a number")
-        reset_every = spec.seq_len
-    pieces = chunks(stream, int(reset_every) if reset_every else None)
-
+    pieces, reset_every = _pieces(spec, long_stream(sequences, steps), reset_every, replay)
     model = load(artifact, backend=backend, on_range=lambda summary: None)  # reported below
     if model.input_size != spec.input_size or model.output_size != spec.output_size:
         raise UserError(f"{artifact} takes {model.input_size} inputs and gives {model.output_size} outputs; "
@@ -208,17 +203,7 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         model.reset()
         got.append(model.run(piece))
     got = np.concatenate(got)
-    if suffix in KERAS_SUFFIXES:
-        from edgelstm.keras_import import load_keras_model
-
-        # One predict per batch of pieces runs the recurrence as a compiled graph (seconds for
-        # thousands of steps, where calling the model step by step would take minutes).
-        twin = streaming_twin(load_keras_model(model_path))
-        want = _batched(lambda xs: np.asarray(twin.predict(xs, verbose=0, batch_size=len(xs))), pieces)
-        ref_name = "keras"
-    else:
-        want = _batched(lambda xs: reference.run_sequence(spec, xs)[0], pieces)
-        ref_name = "numpy reference"
+    want, ref_name = _reference_outputs(spec, model_path, pieces)
     report = compare(want, got, spec.task, segments)
     if replay:
         report["replay"] = replay_drift(np.abs(got.astype(np.float64) - want.astype(np.float64)))
@@ -233,6 +218,34 @@ def run_check(model_path: Path, artifact: Path, data: Path | None = None, datase
         "reset_every": int(reset_every) if reset_every else None,
     })
     return report, np.abs(got.astype(np.float64) - want.astype(np.float64))
+
+
+def _pieces(spec, stream: np.ndarray, reset_every: int | str | None, replay: bool) -> tuple[list, int | None]:
+    """The stream cut where both start from a zero state again, and that step count."""
+    if replay:
+        if reset_every:
+            raise UserError("--max-replay-ratio carries the state across the replay; it cannot be combined "
+                            "with --reset-every")
+        stream = replay_stream(stream)
+    if reset_every == "window":
+        if not spec.seq_len:
+            raise UserError("--reset-every window: the model does not record its window length; give a number")
+        reset_every = spec.seq_len
+    return chunks(stream, int(reset_every) if reset_every else None), reset_every
+
+
+def _reference_outputs(spec, model_path: Path, pieces: list) -> tuple[np.ndarray, str]:
+    """What the reference answers for ``pieces`` laid end to end, and its name: Keras
+    itself for a Keras model, the numpy reference for an .npz spec."""
+    from edgelstm.keras_import import KERAS_SUFFIXES, load_keras_model
+    from edgelstm.runtime import reference
+
+    if model_path.suffix.lower() in KERAS_SUFFIXES:
+        # One predict per batch of pieces runs the recurrence as a compiled graph (seconds for
+        # thousands of steps, where calling the model step by step would take minutes).
+        twin = streaming_twin(load_keras_model(model_path))
+        return _batched(lambda xs: np.asarray(twin.predict(xs, verbose=0, batch_size=len(xs))), pieces), "keras"
+    return _batched(lambda xs: reference.run_sequence(spec, xs)[0], pieces), "numpy reference"
 
 
 # -- replay: drift that is not the signal's own amplitude ---------------------------------

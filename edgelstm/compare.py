@@ -30,13 +30,14 @@ import importlib
 import math
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgelstm import datasets
+from edgelstm import datasets, reports
 from edgelstm.errors import UserError, one_line
 from edgelstm.spec import RECURRENT_KINDS, ModelSpec
 
@@ -345,8 +346,14 @@ def memory_task(cells_units: dict, cfg: CompareConfig, work: Path, echo, counter
     return out
 
 
-def run_compare(data: datasets.Dataset, cfg: CompareConfig, work: str | Path, echo=print) -> dict:
-    """Train, export and measure every cell; returns every figure (see module docstring)."""
+def run_compare(data: datasets.Dataset, cfg: CompareConfig, work: str | Path | None = None, echo=print) -> dict:
+    """Train, export and measure every cell; returns every figure (see module docstring).
+
+    ``work`` keeps the trained models and exports; None: a temporary directory, removed.
+    """
+    if work is None:
+        with tempfile.TemporaryDirectory(prefix="edgelstm-compare-") as tmp:
+            return run_compare(data, cfg, tmp, echo)
     from edgelstm import training
     from edgelstm.latency import machine_info
 
@@ -460,10 +467,7 @@ def format_table(result: dict) -> str:
         if memory:
             line += [f"{memory['accuracy'][cell][str(n)]:.2f}" for n in memory["lengths"]]
         lines.append(line)
-    widths = [max(len(r[k]) for r in lines) for k in range(len(header))]
-    text = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip()
-            for r in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
+    text = reports.format_table(lines, right_align=True)
     cfg, data = result["config"], result["dataset"]
     text.append("")
     text.append(f"{data['name']}: {key} on {data['test_windows']} held-out windows, mean ± sd over {cfg['seeds']} "

@@ -6,15 +6,19 @@ for any input length and rows can arrive on stdin one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, TextIO
 
 import numpy as np
 
 from edgelstm.accuracy import predicted_class
 from edgelstm.errors import UserError
-from edgelstm.runtime import BadInputError, StatefulModel
+from edgelstm.runtime import BadInputError, StatefulModel, state_file
 from edgelstm.runtime.streams import StreamRouter
 
 DEFAULT_STREAM = ""
@@ -84,38 +88,19 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
     stats = stats if stats is not None else RunStats()  # the caller's, so it survives an exception
     names = output_header(model, stream_column)
     classes = names[-1] == "class"
+    delimiter: str | None = None  # taken from the first line
     stream_idx: int | None = None
-    header_done = False
-    delimiter = ","
     last: dict[str, list[str]] = {}
-    width = model.input_size + (stream_column is not None)
     for line_no, line in enumerate(iter(source.readline, ""), 1):
         text = line.strip()
         if not text:
             continue
-        if not header_done:
-            delimiter = detect_delimiter(text)
-        cells = [c.strip() for c in text.split(delimiter)]
-        if not header_done:
-            header_done = True
-            # A header names columns: no cell is a number. A row mixing numbers and text
-            # is data, and is refused below with its line number, never dropped.
-            is_header = (stream_column is not None and stream_column in cells) or not any(
-                _is_number(c) for c in cells if c)
-            if stream_column is not None:
-                if not is_header or stream_column not in cells:
-                    raise UserError(
-                        f"input line {line_no}: --stream-column {stream_column!r} needs a header row naming it"
-                        + (f" (header: {','.join(cells)})" if is_header else ""))
-                stream_idx = cells.index(stream_column)
-            if is_header and len(cells) != width:
-                raise UserError(f"input line {line_no}: the header has {len(cells)} columns "
-                                f"({delimiter!r}-separated), the model takes {model.input_size} features"
-                                + (f" plus {stream_column!r}" if stream_column else "")
-                                + "; is the file separated by something else (comma, semicolon, tab)?")
+        if delimiter is None:
+            delimiter, stream_idx, is_header = _first_line(text, line_no, model.input_size, stream_column)
             sink.write(",".join(names) + "\n")
             if is_header:
                 continue
+        cells = [c.strip() for c in text.split(delimiter)]
         stream = DEFAULT_STREAM
         if stream_idx is not None:
             if len(cells) <= stream_idx:
@@ -133,9 +118,7 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
                 _write(sink, empty, last_only, flush_each_row)
                 continue
         stats.rows += 1
-        out = ([stream] if stream_idx is not None else []) + [f"{v:.9g}" for v in y]
-        if classes:
-            out.append(str(int(predicted_class(y))))
+        out = _answer(stream if stream_idx is not None else None, y, classes)
         if last_only:
             last[stream] = out
         else:
@@ -145,6 +128,37 @@ def stream_csv(model: StatefulModel, source: TextIO, sink: TextIO, stream_column
     for out in last.values():
         sink.write(",".join(out) + "\n")
     return stats
+
+
+def _first_line(text: str, line_no: int, input_size: int, stream_column: str | None
+                ) -> tuple[str, int | None, bool]:
+    """(separator, index of the stream column, whether ``text`` is a header row)."""
+    delimiter = detect_delimiter(text)
+    cells = [c.strip() for c in text.split(delimiter)]
+    # A header names columns: no cell is a number. A row mixing numbers and text
+    # is data, and is refused by stream_csv with its line number, never dropped.
+    is_header = (stream_column is not None and stream_column in cells) or not any(_is_number(c) for c in cells if c)
+    stream_idx = None
+    if stream_column is not None:
+        if not is_header or stream_column not in cells:
+            raise UserError(f"input line {line_no}: --stream-column {stream_column!r} needs a header row naming it"
+                            + (f" (header: {','.join(cells)})" if is_header else ""))
+        stream_idx = cells.index(stream_column)
+    if is_header and len(cells) != input_size + (stream_column is not None):
+        raise UserError(f"input line {line_no}: the header has {len(cells)} columns "
+                        f"({delimiter!r}-separated), the model takes {input_size} features"
+                        + (f" plus {stream_column!r}" if stream_column else "")
+                        + "; is the file separated by something else (comma, semicolon, tab)?")
+    return delimiter, stream_idx, is_header
+
+
+def _answer(stream: str | None, y: np.ndarray, classes: bool) -> list[str]:
+    """One output row: the stream's name (when there is a stream column), every output
+    and, for a classifier, the class."""
+    out = ([stream] if stream is not None else []) + [f"{v:.9g}" for v in y]
+    if classes:
+        out.append(str(int(predicted_class(y))))
+    return out
 
 
 def _write(sink: TextIO, cells: list[str], last_only: bool, flush: bool) -> None:
@@ -180,3 +194,136 @@ def _bad(mode: str, line_no: int, why: str, warn, stats: RunStats) -> bool:
     if warn is not None:
         warn(f"input line {line_no}: skipped ({why})")
     return True
+
+
+# -- a whole `edgelstm run`: files, the state file, SIGTERM ------------------------------
+
+@contextlib.contextmanager
+def stopped_by_sigterm():
+    """SIGTERM (`systemctl stop`, a reboot) ends the run as Ctrl-C does: through the
+    ``finally`` that saves the state file, so a service resumes where it stopped."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigterm_deferred():
+    """Hold a SIGTERM back until the block is done (a stop request mid-save would throw
+    the save away)."""
+    if not hasattr(signal, "pthread_sigmask"):  # not POSIX: nothing to defer
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def open_text(path: str, mode: str) -> TextIO:
+    """``path`` opened as CSV text; ``-`` is stdin (``r``) or stdout (``w``)."""
+    if path == "-":
+        return sys.stdin if mode == "r" else sys.stdout
+    try:
+        return open(path, mode, newline="")
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror.lower() if exc.strerror else exc}") from None
+
+
+@dataclass
+class StateSession:
+    """Every stream's state restored from ``path`` (when it exists) and saved back."""
+    path: Path
+    model: StatefulModel
+    router: StreamRouter
+    stats: RunStats
+    rows_before: int = 0
+
+    def restore(self) -> bool:
+        """Load the saved streams into the router; False when there is no file yet."""
+        if not self.path.exists():
+            return False
+        saved = state_file.load(self.path, self.model.state_sizes, self.model.description)
+        self.router.states, self.rows_before = saved.streams, saved.rows
+        return True
+
+    def save(self) -> None:
+        with sigterm_deferred():
+            state_file.save(self.path, self.router.states, self.model.state_sizes, self.model.description,
+                            self.rows_before + self.stats.rows)
+
+
+def run_file(artifact: Path, input_path: str = "-", output_path: str = "-", stream_column: str | None = None,
+             backend: str = "auto", threads: int | None = None, on_bad_row: str = "error",
+             state_path: Path | None = None, checkpoint_every: int | None = None, last_only: bool = False,
+             say: Callable[[str], None] = lambda message: None, warn: Callable[[str], None] | None = None
+             ) -> tuple[RunStats, dict | None]:
+    """Everything ``edgelstm run`` does; returns the row counts and the calibrated-range
+    summary (quantized models: inputs the calibration did not cover).
+
+    An output file appears only when the run succeeds (written beside its destination,
+    then renamed). With ``state_path``, the state is saved at the end even after an
+    error (as of each stream's last good row), every ``checkpoint_every`` rows, and on
+    SIGTERM.
+    """
+    from edgelstm.runtime import load
+
+    files = [] if output_path == "-" else [(output_path, Path(output_path))]
+    for given, path in files + ([(state_path, state_path)] if state_path is not None else []):
+        if not path.parent.is_dir():  # find out now, not after the stream
+            raise UserError(f"{given}: its directory {path.parent} does not exist")
+    model = load(artifact, backend=backend, threads=threads, on_range=lambda summary: None)  # said at the end
+    router, stats = StreamRouter(model), RunStats()
+    session = StateSession(state_path, model, router, stats) if state_path is not None else None
+    if session is not None and session.restore():
+        say(f"restored {len(router.states)} stream(s) from {state_path} ({session.rows_before} rows seen)")
+
+    def checkpoint(stats):
+        if stats.rows % checkpoint_every == 0:
+            session.save()
+
+    with stopped_by_sigterm() if session is not None else contextlib.nullcontext():
+        _stream_files(model, input_path, output_path, session, stream_column=stream_column, on_bad_row=on_bad_row,
+                      flush_each_row=input_path == "-", router=router, stats=stats, last_only=last_only,
+                      after_row=checkpoint if session is not None and checkpoint_every else None, warn=warn)
+    return stats, model.range_summary()
+
+
+def _stream_files(model: StatefulModel, input_path: str, output_path: str, session: StateSession | None,
+                  **options) -> None:
+    src = open_text(input_path, "r")
+    # A file output is written beside its destination and renamed into place only when
+    # the run succeeds: an error never leaves a partial file that looks complete.
+    # (a device or pipe such as /dev/null or a FIFO is written directly)
+    direct = output_path == "-" or (Path(output_path).exists() and not Path(output_path).is_file())
+    partial = None if direct else str(Path(output_path).with_name(f".{Path(output_path).name}.partial"))
+    done = False
+    try:
+        dst = open_text(partial or output_path, "w")
+        try:
+            try:
+                stream_csv(model, src, dst, **options)
+                done = True
+            finally:
+                # Every stream's state is as of its last good row here, even after a refused
+                # row or an engine error: the router only stores a state once its step succeeded.
+                if session is not None:
+                    session.save()
+        finally:
+            if dst is sys.stdout:
+                dst.flush()
+            else:
+                dst.close()
+                if partial is not None and done:
+                    Path(partial).replace(output_path)
+                elif partial is not None:
+                    Path(partial).unlink(missing_ok=True)
+    finally:
+        if src is not sys.stdin:
+            src.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.errors import UserError
+from edgelstm.reports import format_table
 
 #: (format, quantize) pairs, in table order; a pair is skipped when its exporter or
 #: backend is not installed.
@@ -75,7 +76,7 @@ def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print)
     from edgelstm.artifact import read_sidecar
     from edgelstm.calibration import apply_report, read_report
     from edgelstm.converters import ExportOptions, export
-    from edgelstm.export_variants import artifact_basename
+    from edgelstm.converters.naming import artifact_basename
     from edgelstm.keras_import import spec_from_path
     from edgelstm.runtime import load
     from edgelstm.runtime.ranges import range_line
@@ -130,7 +131,7 @@ def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print)
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
+def demo_table(rows: list[dict]) -> str:
     # "last step": unlike the export lines (every step, against the float reference)
     header = ("format", "quantize", "file size", "max |export - Keras| at last step", "accuracy", "us/step")
     lines = [header]
@@ -144,7 +145,4 @@ def format_table(rows: list[dict]) -> str:
             f"{100 * r['accuracy']:.1f}%",
             f"{r['us_per_step']:.1f}" if r.get("us_per_step") is not None else "-",
         ))
-    widths = [max(len(str(line[k])) for line in lines) for k in range(len(header))]
-    text = ["  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(text)
+    return "\n".join(format_table(lines))

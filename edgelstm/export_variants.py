@@ -5,8 +5,8 @@ resolved once, and every variant goes through ``converters.export``, so each is 
 on write. Formats come from ``converters.EXPORTERS``: a new exporter joins ``--all``
 without a change here.
 
-File names follow one rule, the demo's too: ``<stem>[.<quantize>][.sequence]<suffix>``,
-the quantization left out for float32 (``model.tflite``, ``model.int8.tflite``).
+File names follow one rule, the demo's too (``converters.naming``):
+``<stem>[.<quantize>][.sequence]<suffix>``, the quantization left out for float32.
 """
 
 from __future__ import annotations
@@ -15,20 +15,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from edgelstm.converters import CALIBRATED
+from edgelstm.converters.naming import artifact_basename
 from edgelstm.errors import UserError
-
-
-def artifact_basename(stem: str, quantize: str, mode: str = "step", fmt: str | None = None) -> str:
-    parts = [stem]
-    if quantize != "float32":
-        parts.append(quantize)
-    if mode != "step":
-        parts.append(mode)
-    if fmt == "c":  # the name of a C export is also its C prefix: make it an identifier
-        from edgelstm.converters.c_source import c_identifier
-
-        return c_identifier("_".join(parts))
-    return ".".join(parts)
 
 
 def _split(text: str) -> list[str]:
@@ -75,6 +63,24 @@ def variants(fmt: str, quantize: str, mode: str, all_variants: bool = False,
     if not todo:
         raise first_error
     return todo
+
+
+def export_model(model_path: Path, todo: list[tuple[str, str]], out_dir: Path, name: str | None = None,
+                 c_array: bool = False, echo: Callable[[str], None] = print, **options) -> Iterator[Path]:
+    """Everything ``edgelstm export`` does once ``todo`` is known: read the model, export
+    every variant (``options`` as ``export_variants`` takes them) and, with ``c_array``,
+    the TFLite Micro C array of every .tflite; yields every path written."""
+    from edgelstm.keras_import import load_model_spec
+
+    spec = load_model_spec(model_path)  # TensorFlow is imported once, here, for every variant
+    if options.get("min_agreement") is not None and spec.task != "classification":
+        raise UserError("--min-agreement needs a classifier; use --max-rmse-change for a regressor")
+    for path in export_variants(spec, model_path, todo, out_dir, name, echo=echo, **options):
+        yield path
+        if c_array and path.suffix == ".tflite":
+            from edgelstm.tflm_project import write_c_array
+
+            yield from write_c_array(path)
 
 
 def export_variants(spec, model_path: Path, todo: list[tuple[str, str]], out_dir: Path, name: str | None = None,

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.accuracy import predicted_class  # not argmax: a sigmoid head has one column
-from edgelstm.errors import UserError, one_line
+from edgelstm.errors import UserError, one_line, require_file
+from edgelstm.spec import ModelSpec
 
 #: What ``apt-get install --no-install-recommends`` needs on Debian / Ubuntu.
 DEBIAN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make"
@@ -367,31 +368,54 @@ def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model
     expected = reference if expected is None else np.asarray(expected, np.float32)
     with tempfile.TemporaryDirectory(prefix="edgelstm-fw-") as tmp:
         root = Path(build_dir) if build_dir is not None else Path(tmp)
-        gen = root / "gen"
-        gen.mkdir(parents=True, exist_ok=True)
-        if c_file is None:
-            c_file = generate_c(spec, gen, quantize, model_path)
-        else:
-            c_file = Path(c_file)
-            for suffix in (".c", ".h"):
-                src = c_file.with_suffix(suffix)
-                if not src.is_file():
-                    raise UserError(f"{src}: no such file (NAME.c needs its NAME.h beside it)")
-                if src.resolve() != (gen / src.name).resolve():
-                    shutil.copyfile(src, gen / src.name)
-        name = c_prefix(c_file.with_suffix(".h"))
-        seqs, steps, _ = xs.shape
-        write_reference(gen / "reference.h", xs, expected,
-                        tolerance, spec.name)
-        out_dir = root / tgt.board
-        elf = build(gen, out_dir, tgt, name, step_q=quantize == "int16x8")
-        status, text = run_qemu(elf, tgt, timeout)
-        (out_dir / "qemu.log").write_text(text)
-        found = parse_output(text, seqs * steps, expected.shape[-1])
-        model_mem = memory_footprint(out_dir / f"{name}.o")
-        image = section_sizes(elf)
-        soft_float = float_routines_reached(elf, f"{name}_step_q") if quantize == "int16x8" else None
+        run = _build_and_run(spec, tgt, quantize, root, c_file, model_path, xs, expected, tolerance, timeout)
+    return _report(spec, target, tgt, quantize, run, reference, expected, tolerance)
 
+
+@dataclass
+class _FirmwareRun:
+    """What one build and QEMU run left behind (read before its directory goes)."""
+    name: str  # the C prefix
+    status: int  # QEMU's exit status
+    found: dict  # parse_output's figures
+    model_mem: dict  # the model object's sections
+    image: dict  # the ELF's sections
+    soft_float: list[str] | None  # int16x8: float routines the integer step reaches
+
+
+def _build_and_run(spec, tgt: Target, quantize: str, root: Path, c_file, model_path, xs: np.ndarray,
+                   expected: np.ndarray, tolerance: float, timeout: float) -> _FirmwareRun:
+    gen = root / "gen"
+    gen.mkdir(parents=True, exist_ok=True)
+    if c_file is None:
+        c_file = generate_c(spec, gen, quantize, model_path)
+    else:
+        c_file = Path(c_file)
+        for suffix in (".c", ".h"):
+            src = c_file.with_suffix(suffix)
+            if not src.is_file():
+                raise UserError(f"{src}: no such file (NAME.c needs its NAME.h beside it)")
+            if src.resolve() != (gen / src.name).resolve():
+                shutil.copyfile(src, gen / src.name)
+    name = c_prefix(c_file.with_suffix(".h"))
+    seqs, steps, _ = xs.shape
+    write_reference(gen / "reference.h", xs, expected, tolerance, spec.name)
+    out_dir = root / tgt.board
+    elf = build(gen, out_dir, tgt, name, step_q=quantize == "int16x8")
+    status, text = run_qemu(elf, tgt, timeout)
+    (out_dir / "qemu.log").write_text(text)
+    found = parse_output(text, seqs * steps, expected.shape[-1])
+    model_mem, image = memory_footprint(out_dir / f"{name}.o"), section_sizes(elf)
+    soft_float = float_routines_reached(elf, f"{name}_step_q") if quantize == "int16x8" else None
+    return _FirmwareRun(name, status, found, model_mem, image, soft_float)
+
+
+def _report(spec, target: str, tgt: Target, quantize: str, run: _FirmwareRun, reference: np.ndarray,
+            expected: np.ndarray, tolerance: float) -> dict:
+    """Every figure of ``measure`` from one run; ``passed`` needs the firmware's own
+    check, the host's check against ``expected`` and a clean QEMU exit."""
+    found, model_mem, name = dict(run.found), run.model_mem, run.name
+    seqs, steps = reference.shape[:2]
     y = found.pop("outputs").reshape(expected.shape)
     err = np.abs(y.astype(np.float64) - reference)
     max_err = float(err.max()) if np.isfinite(err).all() else math.inf
@@ -408,8 +432,8 @@ def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model
         "board": tgt.board,
         "quantize": quantize,
         "entry_point": f"{name}_step_q" if quantize == "int16x8" else f"{name}_step",
-        "passed": host_ok and status == 0 and found["firmware_result"] == "PASS",
-        "qemu_exit_status": status,
+        "passed": host_ok and run.status == 0 and found["firmware_result"] == "PASS",
+        "qemu_exit_status": run.status,
         "steps": seqs * steps,
         "sequences": seqs,
         "tolerance": tolerance,
@@ -425,12 +449,12 @@ def measure(spec, target: str = "cortex-m4", quantize: str = "float32", *, model
         "state_bytes": found["state_bytes"],
         "step_stack_bytes": found["step_stack_bytes"],
         "model_sections": model_mem,
-        "image_sections": {k: v for k, v in image.items() if k in (".text", ".rodata", ".data", ".bss")},
+        "image_sections": {k: v for k, v in run.image.items() if k in (".text", ".rodata", ".data", ".bss")},
         **{k: v for k, v in found.items() if k.startswith("firmware_")},
     }
-    if soft_float is not None:
-        result["float_routines_in_step"] = soft_float
-        result["integer_only"] = not soft_float
+    if run.soft_float is not None:
+        result["float_routines_in_step"] = run.soft_float
+        result["integer_only"] = not run.soft_float
     if spec.task == "classification":
         agree = predicted_class(y) == predicted_class(reference)
         result["class_agreement"] = float(agree.mean())
@@ -472,6 +496,20 @@ def format_result(r: dict) -> list[str]:
 
 def write_json(path: Path, result: dict) -> None:
     Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def sources(model: Path, spec_path: Path | None, quantize: str | None) -> tuple[ModelSpec, Path, Path | None, str]:
+    """What ``edgelstm firmware MODEL`` builds: (spec, model file, generated .c or None,
+    quantization). A generated .c file takes its model from ``spec_path`` and, unless
+    ``quantize`` is given, the quantization its .c.json records."""
+    from edgelstm.keras_import import load_model_spec
+
+    c_file = None
+    if model.suffix == ".c":
+        c_file = require_file(model)
+        quantize = quantize or recorded_quantization(c_file)
+        model = spec_path
+    return load_model_spec(model), model, c_file, quantize or "float32"
 
 
 def recorded_quantization(c_file: Path) -> str:

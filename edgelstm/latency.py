@@ -194,21 +194,27 @@ def profile(artifact: str | Path, steps: int = 2000, warmup: int = 100, streams:
     }
     result["latency"]["stream_steps_per_s"] = result["latency"]["steps_per_s"] * streams
     if window:
-        with _progress(progress_factory, window_samples, f"re-running {window}-step windows") as bar:
-            win_ns = time_windows(model, xs[warmup + steps:], window, window_samples, bar.update)
-        win = summarize(win_ns)
-        result["window"] = {
-            "window": window,
-            "samples": window_samples,
-            "per_sample": win,
-            # p50 against p50: both distributions have long tails from the machine
-            "ratio_p50": win["p50_us"] / result["latency"]["p50_us"],
-            "method": "per new sample: reset the state and step the model through the last T samples",
-        }
+        result["window"] = _window_cost(model, xs[warmup + steps:], window, window_samples,
+                                        result["latency"]["p50_us"], progress_factory)
     result["memory"]["peak_rss_bytes"] = peak_rss_bytes()
     # quantized models: how many of these (synthetic) rows fell outside the calibrated ranges
     result["calibrated_range"] = model.range_summary()
     return result
+
+
+def _window_cost(model, xs: np.ndarray, window: int, samples: int, step_p50_us: float, progress_factory) -> dict:
+    """The naive alternative to streaming: re-run the last ``window`` samples from a fresh
+    state for every new sample; its cost per sample against one step's."""
+    with _progress(progress_factory, samples, f"re-running {window}-step windows") as bar:
+        win = summarize(time_windows(model, xs, window, samples, bar.update))
+    return {
+        "window": window,
+        "samples": samples,
+        "per_sample": win,
+        # p50 against p50: both distributions have long tails from the machine
+        "ratio_p50": win["p50_us"] / step_p50_us,
+        "method": "per new sample: reset the state and step the model through the last T samples",
+    }
 
 
 class _NoBar:
@@ -246,6 +252,20 @@ def same_model(baseline: dict, result: dict) -> bool:
     Compared by the weights' hash where both record it (older baselines: by name)."""
     keys = ("spec_hash", "format", "quantize") if baseline.get("spec_hash") else ("model_name", "format", "quantize")
     return all(baseline.get(k) == result.get(k) for k in keys)
+
+
+def baseline_warnings(baseline: dict, result: dict) -> list[str]:
+    """Why a comparison with ``baseline`` may not be fair: another model, another CPU."""
+    out = []
+    if not same_model(baseline, result):
+        out.append(f"the baseline measured another model ({baseline.get('model_name')}, {baseline.get('format')} "
+                   f"{baseline.get('quantize')}) than {result['artifact']} ({result['model_name']}, "
+                   f"{result['format']} {result['quantize']}): the comparison is between different models")
+    base_cpu = (baseline.get("machine") or {}).get("cpu")
+    if base_cpu and base_cpu != result["machine"]["cpu"]:
+        out.append(f"the baseline was measured on another CPU ({base_cpu}); "
+                   "regenerate it on this runner for a fair comparison")
+    return out
 
 
 def check_budgets(result: dict, max_p99_us: float | None = None, baseline: dict | None = None,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgelstm.errors import UserError
 from edgelstm.latency import read_baseline
+from edgelstm.reports import format_table
 
 #: The cell width: machine and CPU names are long; the rest is short.
 MAX_CELL = 34
@@ -95,12 +96,4 @@ def format_comparison(profiles: list[dict]) -> list[str]:
     keys = [k for k in profiles[0] if k != "file"]
     header = ["", *(Path(p["file"]).name for p in profiles)]
     rows = [header] + [[k, *(_cell(k, p.get(k)) for p in profiles)] for k in keys]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
-    lines = []
-    for i, row in enumerate(rows):
-        # labels left, figures right-aligned under their file's name
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return lines
+    return format_table(rows, right_align=True)  # labels left, figures under their file's name

@@ -201,7 +201,7 @@ def test_json_reports_are_strict_json_with_nan_as_null(tmp_path):
     """A --json report is read by machines: NaN / inf become null, never a bare NaN token."""
     import numpy as np
 
-    from edgelstm.cli import _write_json
+    from edgelstm.cli_output import write_json as _write_json
 
     path = tmp_path / "r.json"
     _write_json(str(path), {"err": float("nan"), "p99": [1.5, float("inf")], "n": np.float32("-inf"),
