@@ -1,7 +1,9 @@
 """``edgelstm run``: CSV rows in, one output row per timestep out, streaming.
 
 One line is read, stepped and written before the next is read, so memory stays flat
-for any input length and rows can arrive on stdin one at a time.
+for any input length and rows can arrive on stdin one at a time. ``stream_csv`` streams
+one text source; ``run_file`` is the whole command around it: the output file written
+atomically, and the state-file session (restore, checkpoints, save, SIGTERM).
 """
 
 from __future__ import annotations
