@@ -50,7 +50,7 @@ import re
 import numpy as np
 
 from edgelstm import __version__, calibration as calibration_data
-from edgelstm.artifact import describe
+from edgelstm.artifact import StepInterface, describe
 from edgelstm.errors import UserError
 from edgelstm.runtime import reference
 from edgelstm.runtime.native_backend import source_hash
@@ -136,7 +136,8 @@ def exp2_table() -> np.ndarray:
 
 def value_ranges(spec: ModelSpec, xs: np.ndarray) -> dict:
     """Largest |value| the float reference visits over ``xs`` (N, T, F): the input, every
-    layer's output and every state (keys ``in``, ``y{i}``, ``l{i}_h`` / ``l{i}_c``)."""
+    layer's output and every LSTM cell state (keys ``in``, ``y{i}``, ``c{i}``; a layer's
+    h is its output ``y{i}``)."""
     xs = np.asarray(xs, np.float32)
     top = {"in": float(np.abs(xs).max(initial=0))}
     state = reference.zero_state(spec, xs.shape[0])
@@ -144,21 +145,14 @@ def value_ranges(spec: ModelSpec, xs: np.ndarray) -> dict:
     def seen(key, v):
         top[key] = max(top.get(key, 0.0), float(np.abs(v).max(initial=0)))
 
+    names = reference.layer_state_names(spec)
     for t in range(xs.shape[1]):
         x = xs[:, t]
         for i, lay in enumerate(spec.layers):
-            if lay.kind == "lstm":
-                x, c = reference.lstm_step(lay, x, state[f"l{i}_h"], state[f"l{i}_c"])
-                state[f"l{i}_h"], state[f"l{i}_c"] = x, c
-                seen(f"l{i}_c", c)
-            elif lay.kind == "gru":
-                x = state[f"l{i}_h"] = reference.gru_step(lay, x, state[f"l{i}_h"])
-            elif lay.kind == "simple_rnn":
-                x = state[f"l{i}_h"] = reference.simple_rnn_step(lay, x, state[f"l{i}_h"])
-            elif lay.kind == "dense":
-                x = reference.dense(lay, x)
-            else:
-                x = reference.affine(lay, x)
+            x, new = reference.LAYERS[lay.kind](lay, x, [state[n] for n in names[i]])
+            state.update(zip(names[i], new))
+            if lay.kind == "lstm":  # its cell state c has a range of its own
+                seen(f"c{i}", new[1])
             seen(f"y{i}", x)
     return top
 
@@ -670,13 +664,13 @@ def generate(spec: ModelSpec, name: str, calibration=None, synthetic: bool = Fal
     layers, width, f_x = [], spec.input_size, f_in
     for i, lay in enumerate(spec.layers):
         f_out = frac_bits(top[f"y{i}"], output_bounded(lay))
-        f_c = frac_bits(top[f"l{i}_c"], False) if lay.kind == "lstm" else None
+        f_c = frac_bits(top[f"c{i}"], False) if lay.kind == "lstm" else None
         layers.append(QLayer(lay, i, width, f_x, f_out, f_c))
         width, f_x = lay.units, f_out
     functions = [LAYER_WRITERS[layer.layer.kind](layer) for layer in layers]
     f_outputs = layers[-1].f_out
     flash = sum(layer.flash for layer in layers)
-    states = spec.state_specs()
+    states = StepInterface.from_spec(spec).states
     frac = {s.name: (layers[s.layer].f_c if s.kind == "c" else layers[s.layer].f_out) for s in states}
     stats = spec.stats()
     summary = c_source._summary(spec, layers, "int16x8")

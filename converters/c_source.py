@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.artifact import describe, write_sidecar
+from edgelstm.artifact import StepInterface, describe, state_name, write_sidecar
 from edgelstm.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
 from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
@@ -625,7 +625,7 @@ def generate(spec: ModelSpec, name: str, quantize: str = "float32", calibration=
         width = lay.units
     functions = [LAYER_WRITERS[layer.layer.kind](layer) for layer in layers]
     weight_bytes = sum(v.nbytes for layer in layers for _, v in layer.weights)
-    states = spec.state_specs()
+    states = StepInterface.from_spec(spec).states
     stats = spec.stats()
     summary = _summary(spec, layers, quantize)
 
@@ -707,9 +707,9 @@ def step_body(name: str, layers, ctype: str = "float") -> str:
     for layer in layers:
         i, kind = layer.i, layer.layer.kind
         if kind in STATE_KINDS:
-            state = ", ".join(f"s->l{i}_{k}" for k in STATE_KINDS[kind])
+            state = ", ".join(f"s->{state_name(i, k)}" for k in STATE_KINDS[kind])
             body.append(f"    {layer.fn}({x}, {state});")
-            x = f"s->l{i}_h"
+            x = f"s->{state_name(i, 'h')}"
             if i == last:
                 body.append(f"    memcpy(out, {x}, sizeof({ctype}) * {name}_OUTPUTS);")
         else:

@@ -19,7 +19,6 @@ from edgelstm import __version__
 from edgelstm.errors import UserError, one_line, require_file
 from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
 
-ARTIFACT_SUFFIXES = (".npz", ".tflite", ".onnx", ".c")
 #: artifact suffix -> module with ``inspect(path) -> dict`` (engine-level details)
 INSPECTORS = {".tflite": "edgelstm.runtime.tflite_info", ".onnx": "edgelstm.runtime.onnx_info",
               ".c": "edgelstm.runtime.native_backend"}
