@@ -470,20 +470,30 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS], int16_t 
 
 
 def gru(layer: QLayer) -> str:
-    lay, i = layer.layer, layer.i
-    kernel, recurrent = lay.weights["kernel"], lay.weights["recurrent_kernel"]
+    """GRU as C: reset_after (the Keras default, reset gate after the recurrent product)
+    and the original cell (reset gate on h before it) are two different functions."""
+    kernel, recurrent = layer.layer.weights["kernel"], layer.layer.weights["recurrent_kernel"]
     both = np.concatenate([kernel, recurrent], axis=0)
-    g, a, u, nx, fx, fh = lay.recurrent_activation, lay.activation, lay.units, layer.width, layer.f_in, layer.f_out
-    one = "(1 << EL_Q)"
-    if lay.reset_after:
-        bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
-        kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
-                                   gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None, nx, fx, fh)
-        kw_xh, w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]),
-                                   gate_bias(bx, u, [2]) if lay.use_bias else None, nx, fx)
-        kw_hh, w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]),
-                                   gate_bias(bh, u, [2]) if lay.use_bias else None, u, fh)
-        return f"""
+    if layer.layer.reset_after:
+        return _gru_reset_after(layer, kernel, recurrent, both)
+    return _gru_reset_before(layer, both)
+
+
+#: 1.0 in the Q15.16 gate values of the generated C.
+_ONE = "(1 << EL_Q)"
+
+
+def _gru_reset_after(layer: QLayer, kernel: np.ndarray, recurrent: np.ndarray, both: np.ndarray) -> str:
+    lay, i, u, nx, fx, fh = layer.layer, layer.i, layer.layer.units, layer.width, layer.f_in, layer.f_out
+    g, a, one = lay.recurrent_activation, lay.activation, _ONE
+    bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
+    kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
+                               gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None, nx, fx, fh)
+    kw_xh, w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]),
+                               gate_bias(bx, u, [2]) if lay.use_bias else None, nx, fx)
+    kw_hh, w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]),
+                               gate_bias(bh, u, [2]) if lay.use_bias else None, u, fh)
+    return f"""
 /* {layer.title}
  *   [z r] = W_zr [x; h] + b_zr    update and reset gates in one pass over [x; h], Q15.16
  *   z = {g}(z)   r = {g}(r)
@@ -505,6 +515,11 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS])
     }}
 }}
 """
+
+
+def _gru_reset_before(layer: QLayer, both: np.ndarray) -> str:
+    lay, i, u, nx, fx, fh = layer.layer, layer.i, layer.layer.units, layer.width, layer.f_in, layer.f_out
+    g, a, one = lay.recurrent_activation, lay.activation, _ONE
     b = lay.weights["bias"] if lay.use_bias else None
     kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
                                gate_bias(b, u, [0, 1]) if b is not None else None, nx, fx, fh)

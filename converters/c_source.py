@@ -426,20 +426,26 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS], float c[L{i}
 
 
 def gru(layer: Layer) -> str:
-    lay, i = layer.layer, layer.i
-    kernel, recurrent = lay.weights["kernel"], lay.weights["recurrent_kernel"]
+    """GRU as C: reset_after (the Keras default, reset gate after the recurrent product)
+    and the original cell (reset gate on h before it) are two different functions."""
+    kernel, recurrent = layer.layer.weights["kernel"], layer.layer.weights["recurrent_kernel"]
     both = np.concatenate([kernel, recurrent], axis=0)
+    if layer.layer.reset_after:
+        return _gru_reset_after(layer, kernel, recurrent, both)
+    return _gru_reset_before(layer, both)
+
+
+def _gru_reset_after(layer: Layer, kernel: np.ndarray, recurrent: np.ndarray, both: np.ndarray) -> str:
+    lay, i, u = layer.layer, layer.i, layer.units
     g, a = lay.recurrent_activation, lay.activation
-    u = lay.units
-    if lay.reset_after:
-        bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
-        w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
-        b_zr = layer.bias("b_zr", gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None)
-        w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]))
-        b_xh = layer.bias("b_xh", gate_bias(bx, u, [2]) if lay.use_bias else None)
-        w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]))
-        b_hh = layer.bias("b_hh", gate_bias(bh, u, [2]) if lay.use_bias else None)
-        return f"""
+    bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
+    w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
+    b_zr = layer.bias("b_zr", gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None)
+    w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]))
+    b_xh = layer.bias("b_xh", gate_bias(bx, u, [2]) if lay.use_bias else None)
+    w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]))
+    b_hh = layer.bias("b_hh", gate_bias(bh, u, [2]) if lay.use_bias else None)
+    return f"""
 /* {layer.title}
  *   [z r] = W_zr [x; h] + b_zr    update and reset gates in one pass over [x; h]
  *   z = {g}(z)   r = {g}(r)
@@ -462,6 +468,11 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
         h[k] = z[k] * h[k] + (1.0f - z[k]) * xn[k];
 }}
 """
+
+
+def _gru_reset_before(layer: Layer, both: np.ndarray) -> str:
+    lay, i, u = layer.layer, layer.i, layer.units
+    g, a = lay.recurrent_activation, lay.activation
     b = lay.weights["bias"] if lay.use_bias else None
     w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
     b_zr = layer.bias("b_zr", gate_bias(b, u, [0, 1]) if b is not None else None)
