@@ -121,7 +121,7 @@ def _activations(names: list[str]) -> dict:
 def _recurrent(g: _Graph, i: int, layer: LayerSpec, x: str, activations: list[str], **attrs) -> str:
     """Shared by lstm/gru/simple_rnn: W, R, B in ONNX layout, state I/O, the op itself."""
     kind, units = layer.kind, layer.units
-    prefix = f"l{i}_{kind}"
+    prefix = f"layer{i}_{kind}"  # node and weight names; the graph I/O is named by StepInterface
     w = g.const(f"{prefix}_W", _gates(layer.weights["kernel"], kind).T[None])  # [1, G*U, in]
     r = g.const(f"{prefix}_R", _gates(layer.weights["recurrent_kernel"], kind).T[None])  # [1, G*U, U]
     b = ""
@@ -178,7 +178,7 @@ def simple_rnn(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
 
 
 def dense(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
-    prefix = f"l{i}_dense"
+    prefix = f"layer{i}_dense"
     out = f"{prefix}_matmul"
     g.node("MatMul", [x, g.const(f"{prefix}_kernel", layer.weights["kernel"])], [out], out)
     if layer.use_bias:
@@ -193,7 +193,7 @@ def dense(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
 
 
 def affine(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
-    prefix = f"l{i}_affine"
+    prefix = f"layer{i}_affine"
     g.node("Mul", [x, g.const(f"{prefix}_scale", layer.weights["scale"])], [f"{prefix}_mul"], f"{prefix}_mul")
     g.node("Add", [f"{prefix}_mul", g.const(f"{prefix}_offset", layer.weights["offset"])], [f"{prefix}_add"],
            f"{prefix}_add")

@@ -5,6 +5,10 @@ Each cell is written the way the equations are (and the way Keras 3 computes the
 held against both. Every exporter and backend is tested against this module, and this
 module is tested against Keras itself.
 
+Each layer kind is one function in ``LAYERS``, of the same shape as the exporters'
+tables: ``f(layer, x, state tuple) -> (output, new state tuple)``; states are named by
+``artifact.state_name``.
+
 Shapes: ``x`` is (batch, features); states are (batch, units); float32 throughout,
 as on the device.
 """
@@ -50,9 +54,6 @@ ACTIVATIONS = {
     "softmax": _softmax,
 }
 
-
-# One function per layer kind, all of one shape (the exporters' tables have the same):
-# f(layer, x, state tuple in STATE_KINDS order) -> (output, new state tuple).
 
 def lstm(layer: LayerSpec, x, state):
     """One LSTM step. Keras gate order in the fused weights: i, f, c, o."""
@@ -130,7 +131,8 @@ LAYERS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn, "dense": dense, "a
 
 def layer_state_names(spec: ModelSpec) -> list[tuple[str, ...]]:
     """Per layer, the names of its states in the order its LAYERS function takes them."""
-    return [tuple(state_name(i, kind) for kind in STATE_KINDS.get(layer.kind, ())) for i, layer in enumerate(spec.layers)]
+    return [tuple(state_name(i, kind) for kind in STATE_KINDS.get(layer.kind, ()))
+            for i, layer in enumerate(spec.layers)]
 
 
 def zero_state(spec: ModelSpec, batch: int = 1) -> dict[str, np.ndarray]:
