@@ -4,6 +4,12 @@ Exporters embed it in the file where the format allows (ONNX ``metadata_props``,
 TFLite metadata buffer, the ``config`` entry of a ``.npz``) and write it as
 ``<artifact>.json`` beside the file. The runtime reads it to map tensors by name
 (never by position), to size the recurrent state and to know the task.
+
+``StepInterface`` is the step-graph contract in it: the input, the output and every
+recurrent state with the name it is fed under and the name its next value comes out
+under. The naming conventions live only here; exporters name tensors through
+``StepInterface.from_spec`` and backends find them through
+``StepInterface.from_description``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ Each cell is written the way the equations are (and the way Keras 3 computes the
 held against both. Every exporter and backend is tested against this module, and this
 module is tested against Keras itself.
 
-Each layer kind is one function in ``LAYERS``, of the same shape as the exporters'
-tables: ``f(layer, x, state tuple) -> (output, new state tuple)``; states are named by
+Each layer kind is one function in ``LAYERS`` (every exporter has such a table, and
+tests/test_layer_tables.py checks they all cover every kind):
+``f(layer, x, state tuple) -> (output, new state tuple)``, the states named by
 ``artifact.state_name``.
 
 Shapes: ``x`` is (batch, features); states are (batch, units); float32 throughout,
