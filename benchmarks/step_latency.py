@@ -101,7 +101,7 @@ def _dq(v, scale, zp):
     return v if scale == 0.0 else (v.astype(np.float32) - zp) * np.float32(scale)
 
 
-def litert_bare(path, state_names):
+def litert_bare(path, io):
     """set_tensor / invoke / get_tensor on a fresh interpreter; (de)quantization in numpy."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -116,11 +116,11 @@ def litert_bare(path, state_names):
         scale, zp = d["quantization"]
         return index, d["dtype"], scale, zp
 
-    x_in = edge(runner["inputs"]["x"])
-    y_out = edge(runner["outputs"]["y"])
-    s_in = [edge(runner["inputs"][n]) for n in state_names]
-    s_out = [edge(runner["outputs"][n + "_next"]) for n in state_names]
-    state = [np.zeros((1, UNITS), np.float32) for _ in state_names]
+    x_in = edge(runner["inputs"][io.input])
+    y_out = edge(runner["outputs"][io.output])
+    s_in = [edge(runner["inputs"][s.name]) for s in io.states]
+    s_out = [edge(runner["outputs"][s.output]) for s in io.states]
+    state = [np.zeros((1, UNITS), np.float32) for _ in io.states]
     set_tensor, get_tensor, invoke = interp.set_tensor, interp.get_tensor, interp.invoke
 
     def body(x):
@@ -144,34 +144,34 @@ def ort_session(path):
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def ort_bare(path, state_names):
+def ort_bare(path, io):
     """session.run with a feed dict, states carried by hand."""
     session = ort_session(path)
-    outputs = ["y"] + [n + "_next" for n in state_names]
-    state = [np.zeros((1, UNITS), np.float32) for _ in state_names]
+    outputs = [io.output] + [s.output for s in io.states]
+    state = [np.zeros((1, UNITS), np.float32) for _ in io.states]
 
     def body(x):
         nonlocal state
-        feed = {"x": x[None]}
-        feed.update(zip(state_names, state))
+        feed = {io.input: x[None]}
+        feed.update(zip((s.name for s in io.states), state))
         _, *state = session.run(outputs, feed)
     return body
 
 
-def ort_iobinding(path, state_names):
+def ort_iobinding(path, step_io):
     """The engine's floor: every tensor bound once to a fixed buffer (states in place)."""
     session = ort_session(path)
     io = session.io_binding()
     x_buf = np.zeros((1, FEATURES), np.float32)
-    state = [np.zeros((1, UNITS), np.float32) for _ in state_names]
-    io.bind_cpu_input("x", x_buf)
-    for name, buf in zip(state_names, state):
-        io.bind_cpu_input(name, buf)
+    state = [np.zeros((1, UNITS), np.float32) for _ in step_io.states]
+    io.bind_cpu_input(step_io.input, x_buf)
+    for s, buf in zip(step_io.states, state):
+        io.bind_cpu_input(s.name, buf)
     y = np.zeros((1, OUTPUTS), np.float32)
-    io.bind_output("y", "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
-    nxt = [np.zeros((1, UNITS), np.float32) for _ in state_names]
-    for name, buf in zip(state_names, nxt):
-        io.bind_output(name + "_next", "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
+    io.bind_output(step_io.output, "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+    nxt = [np.zeros((1, UNITS), np.float32) for _ in step_io.states]
+    for s, buf in zip(step_io.states, nxt):
+        io.bind_output(s.output, "cpu", 0, np.float32, list(buf.shape), buf.ctypes.data)
 
     def body(x):
         x_buf[0] = x
@@ -206,10 +206,11 @@ def main(argv=None) -> int:
         return 0
 
     from edgelstm import runtime
+    from edgelstm.artifact import StepInterface
     from edgelstm.converters import ExportOptions, export
     from edgelstm.latency import machine_info
 
-    state_names = [s.name for s in spec.state_specs()]
+    step_io = StepInterface.from_spec(spec)
     rng = np.random.default_rng(1)
     xs = rng.standard_normal((args.steps, FEATURES)).astype(np.float32)
     calib = rng.standard_normal((16, 50, FEATURES)).astype(np.float32)
@@ -219,11 +220,11 @@ def main(argv=None) -> int:
     targets = [("numpy", "npz", "float32", "numpy", lambda p: numpy_bare(spec))]
     available = runtime.available_backends()
     if "litert" in available:
-        targets += [("LiteRT float32", "tflite", "float32", "litert", lambda p: litert_bare(p, state_names)),
-                    ("LiteRT int8", "tflite", "int8", "litert", lambda p: litert_bare(p, state_names))]
+        targets += [("LiteRT float32", "tflite", "float32", "litert", lambda p: litert_bare(p, step_io)),
+                    ("LiteRT int8", "tflite", "int8", "litert", lambda p: litert_bare(p, step_io))]
     if "onnxruntime" in available:
-        targets += [("ONNX Runtime float32", "onnx", "float32", "onnxruntime", lambda p: ort_bare(p, state_names)),
-                    ("ONNX Runtime dynamic", "onnx", "dynamic", "onnxruntime", lambda p: ort_bare(p, state_names))]
+        targets += [("ONNX Runtime float32", "onnx", "float32", "onnxruntime", lambda p: ort_bare(p, step_io)),
+                    ("ONNX Runtime dynamic", "onnx", "dynamic", "onnxruntime", lambda p: ort_bare(p, step_io))]
 
     rows = []
     for label, fmt, quantize, backend, bare_factory in targets:
@@ -234,7 +235,7 @@ def main(argv=None) -> int:
         path = export(spec, fmt, tmp, options)[0]
         model = runtime.load(path, backend=backend)
         bare = bare_factory(path)
-        extra = ort_iobinding(path, state_names) if backend == "onnxruntime" else None
+        extra = ort_iobinding(path, step_io) if backend == "onnxruntime" else None
         ours, theirs, floor = [], [], []
         for _ in range(args.rounds):
             _timed(xs[: args.warmup], bare)

@@ -50,7 +50,7 @@ import re
 import numpy as np
 
 from edgelstm import __version__, calibration as calibration_data
-from edgelstm.artifact import describe
+from edgelstm.artifact import StepInterface, describe
 from edgelstm.errors import UserError
 from edgelstm.runtime import reference
 from edgelstm.runtime.native_backend import source_hash
@@ -136,7 +136,8 @@ def exp2_table() -> np.ndarray:
 
 def value_ranges(spec: ModelSpec, xs: np.ndarray) -> dict:
     """Largest |value| the float reference visits over ``xs`` (N, T, F): the input, every
-    layer's output and every state (keys ``in``, ``y{i}``, ``l{i}_h`` / ``l{i}_c``)."""
+    layer's output and every LSTM cell state (keys ``in``, ``y{i}``, ``c{i}``; a layer's
+    h is its output ``y{i}``)."""
     xs = np.asarray(xs, np.float32)
     top = {"in": float(np.abs(xs).max(initial=0))}
     state = reference.zero_state(spec, xs.shape[0])
@@ -144,21 +145,14 @@ def value_ranges(spec: ModelSpec, xs: np.ndarray) -> dict:
     def seen(key, v):
         top[key] = max(top.get(key, 0.0), float(np.abs(v).max(initial=0)))
 
+    names = reference.layer_state_names(spec)
     for t in range(xs.shape[1]):
         x = xs[:, t]
         for i, lay in enumerate(spec.layers):
-            if lay.kind == "lstm":
-                x, c = reference.lstm_step(lay, x, state[f"l{i}_h"], state[f"l{i}_c"])
-                state[f"l{i}_h"], state[f"l{i}_c"] = x, c
-                seen(f"l{i}_c", c)
-            elif lay.kind == "gru":
-                x = state[f"l{i}_h"] = reference.gru_step(lay, x, state[f"l{i}_h"])
-            elif lay.kind == "simple_rnn":
-                x = state[f"l{i}_h"] = reference.simple_rnn_step(lay, x, state[f"l{i}_h"])
-            elif lay.kind == "dense":
-                x = reference.dense(lay, x)
-            else:
-                x = reference.affine(lay, x)
+            x, new = reference.LAYERS[lay.kind](lay, x, [state[n] for n in names[i]])
+            state.update(zip(names[i], new))
+            if lay.kind == "lstm":  # its cell state c has a range of its own
+                seen(f"c{i}", new[1])
             seen(f"y{i}", x)
     return top
 
@@ -476,20 +470,30 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS], int16_t 
 
 
 def gru(layer: QLayer) -> str:
-    lay, i = layer.layer, layer.i
-    kernel, recurrent = lay.weights["kernel"], lay.weights["recurrent_kernel"]
+    """GRU as C: reset_after (the Keras default, reset gate after the recurrent product)
+    and the original cell (reset gate on h before it) are two different functions."""
+    kernel, recurrent = layer.layer.weights["kernel"], layer.layer.weights["recurrent_kernel"]
     both = np.concatenate([kernel, recurrent], axis=0)
-    g, a, u, nx, fx, fh = lay.recurrent_activation, lay.activation, lay.units, layer.width, layer.f_in, layer.f_out
-    one = "(1 << EL_Q)"
-    if lay.reset_after:
-        bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
-        kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
-                                   gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None, nx, fx, fh)
-        kw_xh, w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]),
-                                   gate_bias(bx, u, [2]) if lay.use_bias else None, nx, fx)
-        kw_hh, w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]),
-                                   gate_bias(bh, u, [2]) if lay.use_bias else None, u, fh)
-        return f"""
+    if layer.layer.reset_after:
+        return _gru_reset_after(layer, kernel, recurrent, both)
+    return _gru_reset_before(layer, both)
+
+
+#: 1.0 in the Q15.16 gate values of the generated C.
+_ONE = "(1 << EL_Q)"
+
+
+def _gru_reset_after(layer: QLayer, kernel: np.ndarray, recurrent: np.ndarray, both: np.ndarray) -> str:
+    lay, i, u, nx, fx, fh = layer.layer, layer.i, layer.layer.units, layer.width, layer.f_in, layer.f_out
+    g, a, one = lay.recurrent_activation, lay.activation, _ONE
+    bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
+    kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
+                               gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None, nx, fx, fh)
+    kw_xh, w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]),
+                               gate_bias(bx, u, [2]) if lay.use_bias else None, nx, fx)
+    kw_hh, w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]),
+                               gate_bias(bh, u, [2]) if lay.use_bias else None, u, fh)
+    return f"""
 /* {layer.title}
  *   [z r] = W_zr [x; h] + b_zr    update and reset gates in one pass over [x; h], Q15.16
  *   z = {g}(z)   r = {g}(r)
@@ -511,6 +515,11 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS])
     }}
 }}
 """
+
+
+def _gru_reset_before(layer: QLayer, both: np.ndarray) -> str:
+    lay, i, u, nx, fx, fh = layer.layer, layer.i, layer.layer.units, layer.width, layer.f_in, layer.f_out
+    g, a, one = lay.recurrent_activation, lay.activation, _ONE
     b = lay.weights["bias"] if lay.use_bias else None
     kw_zr, w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]),
                                gate_bias(b, u, [0, 1]) if b is not None else None, nx, fx, fh)
@@ -670,13 +679,13 @@ def generate(spec: ModelSpec, name: str, calibration=None, synthetic: bool = Fal
     layers, width, f_x = [], spec.input_size, f_in
     for i, lay in enumerate(spec.layers):
         f_out = frac_bits(top[f"y{i}"], output_bounded(lay))
-        f_c = frac_bits(top[f"l{i}_c"], False) if lay.kind == "lstm" else None
+        f_c = frac_bits(top[f"c{i}"], False) if lay.kind == "lstm" else None
         layers.append(QLayer(lay, i, width, f_x, f_out, f_c))
         width, f_x = lay.units, f_out
     functions = [LAYER_WRITERS[layer.layer.kind](layer) for layer in layers]
     f_outputs = layers[-1].f_out
     flash = sum(layer.flash for layer in layers)
-    states = spec.state_specs()
+    states = StepInterface.from_spec(spec).states
     frac = {s.name: (layers[s.layer].f_c if s.kind == "c" else layers[s.layer].f_out) for s in states}
     stats = spec.stats()
     summary = c_source._summary(spec, layers, "int16x8")

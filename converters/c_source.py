@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.artifact import describe, write_sidecar
+from edgelstm.artifact import StepInterface, describe, state_name, write_sidecar
 from edgelstm.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
 from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
@@ -426,20 +426,26 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS], float c[L{i}
 
 
 def gru(layer: Layer) -> str:
-    lay, i = layer.layer, layer.i
-    kernel, recurrent = lay.weights["kernel"], lay.weights["recurrent_kernel"]
+    """GRU as C: reset_after (the Keras default, reset gate after the recurrent product)
+    and the original cell (reset gate on h before it) are two different functions."""
+    kernel, recurrent = layer.layer.weights["kernel"], layer.layer.weights["recurrent_kernel"]
     both = np.concatenate([kernel, recurrent], axis=0)
+    if layer.layer.reset_after:
+        return _gru_reset_after(layer, kernel, recurrent, both)
+    return _gru_reset_before(layer, both)
+
+
+def _gru_reset_after(layer: Layer, kernel: np.ndarray, recurrent: np.ndarray, both: np.ndarray) -> str:
+    lay, i, u = layer.layer, layer.i, layer.units
     g, a = lay.recurrent_activation, lay.activation
-    u = lay.units
-    if lay.reset_after:
-        bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
-        w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
-        b_zr = layer.bias("b_zr", gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None)
-        w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]))
-        b_xh = layer.bias("b_xh", gate_bias(bx, u, [2]) if lay.use_bias else None)
-        w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]))
-        b_hh = layer.bias("b_hh", gate_bias(bh, u, [2]) if lay.use_bias else None)
-        return f"""
+    bx, bh = (lay.weights["bias"][0], lay.weights["bias"][1]) if lay.use_bias else (None, None)
+    w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
+    b_zr = layer.bias("b_zr", gate_bias(bx + bh, u, [0, 1]) if lay.use_bias else None)
+    w_xh = layer.matrix("w_xh", gate_rows(kernel, u, [2]))
+    b_xh = layer.bias("b_xh", gate_bias(bx, u, [2]) if lay.use_bias else None)
+    w_hh = layer.matrix("w_hh", gate_rows(recurrent, u, [2]))
+    b_hh = layer.bias("b_hh", gate_bias(bh, u, [2]) if lay.use_bias else None)
+    return f"""
 /* {layer.title}
  *   [z r] = W_zr [x; h] + b_zr    update and reset gates in one pass over [x; h]
  *   z = {g}(z)   r = {g}(r)
@@ -462,6 +468,11 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS])
         h[k] = z[k] * h[k] + (1.0f - z[k]) * xn[k];
 }}
 """
+
+
+def _gru_reset_before(layer: Layer, both: np.ndarray) -> str:
+    lay, i, u = layer.layer, layer.i, layer.units
+    g, a = lay.recurrent_activation, lay.activation
     b = lay.weights["bias"] if lay.use_bias else None
     w_zr = layer.matrix("w_zr", gate_rows(both, u, [0, 1]))
     b_zr = layer.bias("b_zr", gate_bias(b, u, [0, 1]) if b is not None else None)
@@ -625,7 +636,7 @@ def generate(spec: ModelSpec, name: str, quantize: str = "float32", calibration=
         width = lay.units
     functions = [LAYER_WRITERS[layer.layer.kind](layer) for layer in layers]
     weight_bytes = sum(v.nbytes for layer in layers for _, v in layer.weights)
-    states = spec.state_specs()
+    states = StepInterface.from_spec(spec).states
     stats = spec.stats()
     summary = _summary(spec, layers, quantize)
 
@@ -707,9 +718,9 @@ def step_body(name: str, layers, ctype: str = "float") -> str:
     for layer in layers:
         i, kind = layer.i, layer.layer.kind
         if kind in STATE_KINDS:
-            state = ", ".join(f"s->l{i}_{k}" for k in STATE_KINDS[kind])
+            state = ", ".join(f"s->{state_name(i, k)}" for k in STATE_KINDS[kind])
             body.append(f"    {layer.fn}({x}, {state});")
-            x = f"s->l{i}_h"
+            x = f"s->{state_name(i, 'h')}"
             if i == last:
                 body.append(f"    memcpy(out, {x}, sizeof({ctype}) * {name}_OUTPUTS);")
         else:

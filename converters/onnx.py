@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgelstm.artifact import INPUT_NAME, OUTPUT_NAME, STATE_OUTPUT_SUFFIX, describe, write_sidecar
+from edgelstm.artifact import StepInterface, describe, write_sidecar
 from edgelstm.errors import MissingExtraError, UserError
 from edgelstm.spec import LayerSpec, ModelSpec
 
@@ -73,6 +73,7 @@ class _Graph:
     """Nodes, initializers and graph I/O collected while walking the layers."""
 
     mode: str
+    interface: StepInterface
     nodes: list = field(default_factory=list)
     initializers: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
@@ -120,7 +121,7 @@ def _activations(names: list[str]) -> dict:
 def _recurrent(g: _Graph, i: int, layer: LayerSpec, x: str, activations: list[str], **attrs) -> str:
     """Shared by lstm/gru/simple_rnn: W, R, B in ONNX layout, state I/O, the op itself."""
     kind, units = layer.kind, layer.units
-    prefix = f"l{i}_{kind}"
+    prefix = f"layer{i}_{kind}"  # node and weight names; the graph I/O is named by StepInterface
     w = g.const(f"{prefix}_W", _gates(layer.weights["kernel"], kind).T[None])  # [1, G*U, in]
     r = g.const(f"{prefix}_R", _gates(layer.weights["recurrent_kernel"], kind).T[None])  # [1, G*U, U]
     b = ""
@@ -134,14 +135,12 @@ def _recurrent(g: _Graph, i: int, layer: LayerSpec, x: str, activations: list[st
 
     state_in, state_out = [], []
     if g.mode == "step":
-        for s in ("h", "c") if kind == "lstm" else ("h",):
-            name = f"l{i}_{s}"
-            g.inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", units]))
-            g.outputs.append(helper.make_tensor_value_info(name + STATE_OUTPUT_SUFFIX, TensorProto.FLOAT,
-                                                           ["batch", units]))
-            g.node("Unsqueeze", [name, g.axes(0)], [f"{prefix}_initial_{s}"], f"{prefix}_unsqueeze_{s}")
-            state_in.append(f"{prefix}_initial_{s}")
-            state_out.append(name + STATE_OUTPUT_SUFFIX)
+        for s in g.interface.layer_states(i):  # h, then c for LSTM
+            g.inputs.append(helper.make_tensor_value_info(s.name, TensorProto.FLOAT, ["batch", units]))
+            g.outputs.append(helper.make_tensor_value_info(s.output, TensorProto.FLOAT, ["batch", units]))
+            g.node("Unsqueeze", [s.name, g.axes(0)], [f"{prefix}_initial_{s.kind}"], f"{prefix}_unsqueeze_{s.kind}")
+            state_in.append(f"{prefix}_initial_{s.kind}")
+            state_out.append(s.output)
     # Inputs: X, W, R, B, sequence_lens, initial_h[, initial_c]; sequence mode starts from
     # zero state (initial_h omitted means zeros).
     inputs = [x, w, r, b, ""] + state_in
@@ -151,7 +150,7 @@ def _recurrent(g: _Graph, i: int, layer: LayerSpec, x: str, activations: list[st
     outputs = [y_seq, f"{prefix}_Y_h"] + ([f"{prefix}_Y_c"] if kind == "lstm" else [])
     g.node(ONNX_OP[kind], inputs, outputs, prefix, hidden_size=units, direction="forward",
            **_activations(activations), **attrs)
-    for s, out in zip(("h", "c"), state_out):
+    for s, out in zip(("h", "c"), state_out):  # the op's Y_h, Y_c outputs
         g.node("Squeeze", [f"{prefix}_Y_{s}", g.axes(0)], [out], f"{prefix}_squeeze_{s}")
     if y_seq:
         # Y: [T, num_directions=1, batch, U] -> [T, batch, U]
@@ -179,7 +178,7 @@ def simple_rnn(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
 
 
 def dense(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
-    prefix = f"l{i}_dense"
+    prefix = f"layer{i}_dense"
     out = f"{prefix}_matmul"
     g.node("MatMul", [x, g.const(f"{prefix}_kernel", layer.weights["kernel"])], [out], out)
     if layer.use_bias:
@@ -194,7 +193,7 @@ def dense(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
 
 
 def affine(g: _Graph, i: int, layer: LayerSpec, x: str) -> str:
-    prefix = f"l{i}_affine"
+    prefix = f"layer{i}_affine"
     g.node("Mul", [x, g.const(f"{prefix}_scale", layer.weights["scale"])], [f"{prefix}_mul"], f"{prefix}_mul")
     g.node("Add", [f"{prefix}_mul", g.const(f"{prefix}_offset", layer.weights["offset"])], [f"{prefix}_add"],
            f"{prefix}_add")
@@ -219,26 +218,26 @@ def build_model(spec: ModelSpec, mode: str = "step", opset: int = DEFAULT_OPSET,
     if mode not in MODES:
         raise UserError(f"unknown ONNX mode {mode!r}; choose from {', '.join(MODES)}")
     opset = check_opset(opset)
-    g = _Graph(mode)
-    out_shape = ["batch", spec.output_size]
+    io = StepInterface.from_spec(spec, mode)
+    g = _Graph(mode, io)
+    out_shape = ["batch", io.output_size]
     if mode == "step":
-        g.inputs.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", spec.input_size]))
-        g.node("Unsqueeze", [INPUT_NAME, g.axes(0)], ["x_time_major"], "x_time_major")
+        g.inputs.append(helper.make_tensor_value_info(io.input, TensorProto.FLOAT, ["batch", io.input_size]))
+        g.node("Unsqueeze", [io.input, g.axes(0)], ["x_time_major"], "x_time_major")
     else:
-        g.inputs.append(helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT,
-                                                      ["batch", "seq", spec.input_size]))
-        g.node("Transpose", [INPUT_NAME], ["x_time_major"], "x_time_major", perm=[1, 0, 2])
+        g.inputs.append(helper.make_tensor_value_info(io.input, TensorProto.FLOAT, ["batch", "seq", io.input_size]))
+        g.node("Transpose", [io.input], ["x_time_major"], "x_time_major", perm=[1, 0, 2])
         if spec.returns_sequences:
-            out_shape = ["batch", "seq", spec.output_size]
+            out_shape = ["batch", "seq", io.output_size]
     x = "x_time_major"
     for i, layer in enumerate(spec.layers):
         x = LAYERS[layer.kind](g, i, layer, x)
     if len(out_shape) == 3:
-        g.node("Transpose", [x], [OUTPUT_NAME], "y_batch_major", perm=[1, 0, 2])
+        g.node("Transpose", [x], [io.output], "y_batch_major", perm=[1, 0, 2])
     else:
         # Step mode, or a sequence model whose last recurrent layer returns only Y_h.
-        g.node("Squeeze", [x, g.axes(0)], [OUTPUT_NAME], "y_squeeze")
-    g.outputs.insert(0, helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, out_shape))
+        g.node("Squeeze", [x, g.axes(0)], [io.output], "y_squeeze")
+    g.outputs.insert(0, helper.make_tensor_value_info(io.output, TensorProto.FLOAT, out_shape))
 
     graph = helper.make_graph(g.nodes, spec.name or "model", g.inputs, g.outputs, g.initializers)
     opset_ids = [helper.make_opsetid("", opset)]

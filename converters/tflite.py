@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import describe, write_sidecar
+from edgelstm.artifact import INPUT_NAME, StepInterface, describe, write_sidecar
 from edgelstm.calibration import split_heldout, synthetic_sequences
 from edgelstm.errors import UserError, one_line
 from edgelstm.runtime import reference
@@ -112,12 +112,12 @@ def representative_samples(spec: ModelSpec, mode: str, seq_len: int | None,
             stream = np.resize(stream, (seq_len, spec.input_size))
         starts = np.arange(0, len(stream) - seq_len + 1, max(1, seq_len // 2))
         starts = rng.permutation(starts)[:64]
-        return [{"x": stream[s:s + seq_len][None].astype(np.float32)} for s in starts]
+        return [{INPUT_NAME: stream[s:s + seq_len][None].astype(np.float32)} for s in starts]
     samples = []
     state = reference.zero_state(spec, len(sequences))
     for t in range(sequences.shape[1]):
         for b in range(len(sequences)):
-            sample = {"x": sequences[b:b + 1, t]}
+            sample = {INPUT_NAME: sequences[b:b + 1, t]}
             sample.update({k: v[b:b + 1].copy() for k, v in state.items()})
             samples.append(sample)
         _, state = reference.step(spec, sequences[:, t], state)
@@ -149,7 +149,7 @@ def extreme_samples(samples: list[dict]) -> set[int]:
 def clip_to_percentiles(spec: ModelSpec, samples: list[dict], percentiles: dict) -> None:
     """Clip ``samples`` in place: each named tensor to its [100 - p, p] percentiles over
     everything visited (computed before subsampling, so long streams count in full)."""
-    kinds = {"x": "x", **{s.name: s.kind for s in spec.state_specs()}}
+    kinds = {INPUT_NAME: "x", **{s.name: s.kind for s in StepInterface.from_spec(spec).states}}
     for name, kind in kinds.items():
         if kind not in percentiles:
             continue

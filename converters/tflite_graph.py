@@ -4,10 +4,10 @@ Each layer kind is one function in ``LAYERS``; it mirrors ``runtime/reference.py
 line for line (same gate order, same operation order) so that float32 TFLite agrees
 with the reference to rounding. Two graph shapes:
 
-- step: ``x`` (1, F) and every state ``l{i}_h`` / ``l{i}_c`` (1, units) in; ``y`` and
-  ``<state>_next`` out.
-- sequence: ``x`` (1, T, F) in, the T steps unrolled from a zero state; ``y`` is
-  (1, T, out) when the model returns sequences, else (1, out).
+- step: the input (1, F) and every recurrent state (1, units) in; the output and every
+  state's next value out (tensor names from ``artifact.StepInterface``).
+- sequence: the input (1, T, F) in, the T steps unrolled from a zero state; the output
+  is (1, T, out) when the model returns sequences, else (1, out).
 
 Gates get one FULLY_CONNECTED each (rather than one wide layer and a SPLIT): int8 and
 int16x8 then give every gate pre-activation its own scale, which matters because the
@@ -29,13 +29,12 @@ rounding), so these rewrites apply to quantized exports only.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from edgelstm.artifact import StepInterface
 from edgelstm.spec import ModelSpec
-
-INPUT_NAME, OUTPUT_NAME, STATE_SUFFIX = "x", "y", "_next"
 
 
 def _tf():
@@ -44,30 +43,51 @@ def _tf():
     return tf
 
 
-#: Weight constants of the graph being traced, so the T unrolled steps of a sequence
-#: graph share one copy of every weight instead of T copies.
-_CONSTANTS: dict = {}
+@dataclass
+class Trace:
+    """What the layer functions of one graph being traced share.
 
+    ``constants``: the weight constants made so far, so the T unrolled steps of a
+    sequence graph share one copy of every weight instead of T copies.
+    ``fuse_bias``: trace the quantized form (see the module docstring).
+    """
 
-def _const(layer, key: str, part: slice | int | None = None, column: slice | None = None,
-           transpose: bool = False):
-    cache_key = (id(layer), key, repr(part), repr(column), transpose)
-    if cache_key not in _CONSTANTS:
-        value = layer.weights[key]
-        if part is not None:
-            value = value[part]
-        if column is not None:
-            value = value[..., column]
-        if transpose:
-            value = value.T
-        _CONSTANTS[cache_key] = _tf().constant(np.ascontiguousarray(value))
-    return _CONSTANTS[cache_key]
+    fuse_bias: bool = False
+    constants: dict = field(default_factory=dict)
 
+    def const(self, layer, key: str, part: slice | int | None = None, column: slice | None = None,
+              transpose: bool = False):
+        cache_key = (id(layer), key, repr(part), repr(column), transpose)
+        if cache_key not in self.constants:
+            value = layer.weights[key]
+            if part is not None:
+                value = value[part]
+            if column is not None:
+                value = value[..., column]
+            if transpose:
+                value = value.T
+            self.constants[cache_key] = _tf().constant(np.ascontiguousarray(value))
+        return self.constants[cache_key]
 
-def _kernel(layer, key: str, column: slice | None = None):
-    """A (out, in) kernel: FULLY_CONNECTED's own layout, so no TRANSPOSE gets folded into
-    a private copy of the weights for every use (T copies in a sequence graph)."""
-    return _const(layer, key, column=column, transpose=True)
+    def kernel(self, layer, key: str, column: slice | None = None):
+        """A (out, in) kernel: FULLY_CONNECTED's own layout, so no TRANSPOSE gets folded into
+        a private copy of the weights for every use (T copies in a sequence graph)."""
+        return self.const(layer, key, column=column, transpose=True)
+
+    def gate_weights(self, layer, gates: int):
+        """(kernel, recurrent kernel) column blocks per gate, as shared tf constants."""
+        u = layer.units
+        return [(self.kernel(layer, "kernel", slice(g * u, (g + 1) * u)),
+                 self.kernel(layer, "recurrent_kernel", slice(g * u, (g + 1) * u)))
+                for g in range(gates)]
+
+    def gate_pre(self, layer, x, h, w, u, bias_columns: slice | None):
+        """x W + h U (+ b) for one gate: bias in the input FC when tracing a quantized graph."""
+        bias = self.const(layer, "bias", column=bias_columns) if layer.use_bias and bias_columns is not None else None
+        if self.fuse_bias:
+            return _fc(x, w, bias) + _fc(h, u)
+        pre = _fc(x, w) + _fc(h, u)
+        return pre + bias if bias is not None else pre
 
 
 def _activation(name: str):
@@ -84,39 +104,18 @@ def _activation(name: str):
     }[name]
 
 
-def _gate_weights(layer, gates: int):
-    """(kernel, recurrent kernel) column blocks per gate, as shared tf constants."""
-    u = layer.units
-    return [(_kernel(layer, "kernel", slice(g * u, (g + 1) * u)),
-             _kernel(layer, "recurrent_kernel", slice(g * u, (g + 1) * u)))
-            for g in range(gates)]
-
-
 def _fc(v, w, b=None):
     tf = _tf()
     out = tf.matmul(v, w, transpose_b=True)
     return out + b if b is not None else out
 
 
-#: Set by ``step_function`` / ``sequence_function`` while tracing a quantized graph.
-_FUSE_BIAS = False
-
-
-def _gate_pre(layer, x, h, w, u, bias_columns: slice | None):
-    """x W + h U (+ b) for one gate: bias in the input FC when tracing a quantized graph."""
-    bias = _const(layer, "bias", column=bias_columns) if layer.use_bias and bias_columns is not None else None
-    if _FUSE_BIAS:
-        return _fc(x, w, bias) + _fc(h, u)
-    pre = _fc(x, w) + _fc(h, u)
-    return pre + bias if bias is not None else pre
-
-
-def lstm(layer, x, state):
+def lstm(t: Trace, layer, x, state):
     act, gate = _activation(layer.activation), _activation(layer.recurrent_activation)
     h, c = state
     units = layer.units
-    z = [_gate_pre(layer, x, h, w, u, slice(g * units, (g + 1) * units))
-         for g, (w, u) in enumerate(_gate_weights(layer, 4))]
+    z = [t.gate_pre(layer, x, h, w, u, slice(g * units, (g + 1) * units))
+         for g, (w, u) in enumerate(t.gate_weights(layer, 4))]
     zi, zf, zc, zo = z
     i = gate(zi)
     f = gate(zf)
@@ -126,17 +125,17 @@ def lstm(layer, x, state):
     return h, (h, c)
 
 
-def gru(layer, x, state):
+def gru(t: Trace, layer, x, state):
     act, gate = _activation(layer.activation), _activation(layer.recurrent_activation)
     (h,) = state
     u = layer.units
-    blocks = _gate_weights(layer, 3)
+    blocks = t.gate_weights(layer, 3)
     # reset_after keeps input and recurrent biases apart: bias rows 0 and 1.
     b_x = (0 if layer.reset_after else None) if layer.use_bias else False
     b_h = 1 if layer.use_bias and layer.reset_after else False
 
     def part(row, g):
-        return None if row is False else _const(layer, "bias", row, slice(g * u, (g + 1) * u))
+        return None if row is False else t.const(layer, "bias", row, slice(g * u, (g + 1) * u))
 
     xz, xr, xh = (_fc(x, blocks[g][0], part(b_x, g)) for g in range(3))
     if layer.reset_after:
@@ -153,29 +152,24 @@ def gru(layer, x, state):
     return h, (h,)
 
 
-def simple_rnn(layer, x, state):
+def simple_rnn(t: Trace, layer, x, state):
     (h,) = state
-    z = _gate_pre(layer, x, h, _kernel(layer, "kernel"), _kernel(layer, "recurrent_kernel"),
-                  slice(None))
+    z = t.gate_pre(layer, x, h, t.kernel(layer, "kernel"), t.kernel(layer, "recurrent_kernel"), slice(None))
     h = _activation(layer.activation)(z)
     return h, (h,)
 
 
-def dense(layer, x, state):
-    bias = _const(layer, "bias") if layer.use_bias else None
-    return _activation(layer.activation)(_fc(x, _kernel(layer, "kernel"), bias)), ()
+def dense(t: Trace, layer, x, state):
+    bias = t.const(layer, "bias") if layer.use_bias else None
+    return _activation(layer.activation)(_fc(x, t.kernel(layer, "kernel"), bias)), ()
 
 
-def affine(layer, x, state):
-    return x * _const(layer, "scale") + _const(layer, "offset"), ()
+def affine(t: Trace, layer, x, state):
+    return x * t.const(layer, "scale") + t.const(layer, "offset"), ()
 
 
-#: layer kind -> f(layer, x, state tuple) -> (output, new state tuple)
+#: layer kind -> f(trace, layer, x, state tuple) -> (output, new state tuple)
 LAYERS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn, "dense": dense, "affine": affine}
-
-
-def identity(layer, x, state):
-    return x, ()
 
 
 def fold_input_scaling(spec: ModelSpec) -> list:
@@ -184,7 +178,8 @@ def fold_input_scaling(spec: ModelSpec) -> list:
     that layer's input kernel and input bias. Same function, two fewer integer ops.
 
     Returns a list parallel to ``spec.layers`` (indexes, hence state names, unchanged);
-    entries are new LayerSpec objects where weights changed, ``None`` for a folded layer.
+    entries are new LayerSpec objects where weights changed, ``None`` for a folded layer
+    (traced as nothing: its input goes on unchanged).
     """
     layers = list(spec.layers)
     for i in range(len(layers) - 1):
@@ -213,17 +208,16 @@ def fold_input_scaling(spec: ModelSpec) -> list:
     return layers
 
 
-def step(spec: ModelSpec, x, states: dict, layers: list | None = None):
+def step(t: Trace, io: StepInterface, layers: list, x, states: dict):
     """One timestep over tf tensors; ``states`` maps state names to tensors.
 
-    ``layers`` (from ``fold_input_scaling``) replaces ``spec.layers`` when given.
-    """
+    ``layers``: ``spec.layers``, or ``fold_input_scaling(spec)`` for a quantized graph."""
     new = {}
-    for i, layer in enumerate(spec.layers if layers is None else layers):
+    for i, layer in enumerate(layers):
         if layer is None:
             continue
-        names = [s.name for s in spec.state_specs() if s.layer == i]
-        x, out = LAYERS[layer.kind](layer, x, tuple(states[n] for n in names))
+        names = [s.name for s in io.layer_states(i)]
+        x, out = LAYERS[layer.kind](t, layer, x, tuple(states[n] for n in names))
         new.update(zip(names, out))
     return x, new
 
@@ -233,48 +227,47 @@ def step_function(spec: ModelSpec, quantized: bool = False):
 
     ``quantized``: trace the integer-friendly form (see the module docstring)."""
     tf = _tf()
-    states = spec.state_specs()
-    signature = [tf.TensorSpec((1, spec.input_size), tf.float32, name=INPUT_NAME)]
-    signature += [tf.TensorSpec((1, s.size), tf.float32, name=s.name) for s in states]
-    layers = fold_input_scaling(spec) if quantized else None
+    io = StepInterface.from_spec(spec)
+    signature = [tf.TensorSpec((1, io.input_size), tf.float32, name=io.input)]
+    signature += [tf.TensorSpec((1, s.size), tf.float32, name=s.name) for s in io.states]
+    layers = fold_input_scaling(spec) if quantized else spec.layers
+    t = Trace(fuse_bias=quantized)
 
     def fn(x, *state_values):
-        y, new = step(spec, x, dict(zip([s.name for s in states], state_values)), layers)
-        out = {OUTPUT_NAME: tf.identity(y)}
-        out.update({s.name + STATE_SUFFIX: tf.identity(new[s.name]) for s in states})
+        y, new = step(t, io, layers, x, dict(zip([s.name for s in io.states], state_values)))
+        out = {io.output: tf.identity(y)}
+        out.update({s.output: tf.identity(new[s.name]) for s in io.states})
         return out
 
-    return _concrete(fn, signature, quantized)
+    return _concrete(fn, signature, t)
 
 
 def sequence_function(spec: ModelSpec, seq_len: int, quantized: bool = False):
     """The window graph: (1, T, F) in, T unrolled steps from a zero state."""
     tf = _tf()
-    signature = [tf.TensorSpec((1, seq_len, spec.input_size), tf.float32, name=INPUT_NAME)]
-    layers = fold_input_scaling(spec) if quantized else None
+    io = StepInterface.from_spec(spec, "sequence")
+    signature = [tf.TensorSpec((1, seq_len, io.input_size), tf.float32, name=io.input)]
+    layers = fold_input_scaling(spec) if quantized else spec.layers
+    t = Trace(fuse_bias=quantized)
 
     def fn(x):
-        states = {s.name: tf.constant(np.zeros((1, s.size), np.float32)) for s in spec.state_specs()}
+        states = {s.name: tf.constant(np.zeros((1, s.size), np.float32)) for s in io.states}
         ys = []
-        for t, xt in enumerate(tf.unstack(x, axis=1)):
-            y, states = step(spec, xt, states, layers)
+        for xt in tf.unstack(x, axis=1):
+            y, states = step(t, io, layers, xt, states)
             ys.append(y)
         y = tf.stack(ys, axis=1) if spec.returns_sequences else ys[-1]
-        return {OUTPUT_NAME: tf.identity(y)}
+        return {io.output: tf.identity(y)}
 
-    return _concrete(fn, signature, quantized)
+    return _concrete(fn, signature, t)
 
 
-def _concrete(fn, signature, quantized: bool = False):
+def _concrete(fn, signature, t: Trace):
     """(concrete function, its owning module): the converter needs both to emit a signature."""
-    global _FUSE_BIAS
     tf = _tf()
     module = tf.Module()
     module.run = tf.function(fn, input_signature=signature, autograph=False)
-    _CONSTANTS.clear()
-    _FUSE_BIAS = quantized
     try:
         return module.run.get_concrete_function(), module
     finally:
-        _CONSTANTS.clear()
-        _FUSE_BIAS = False
+        t.constants.clear()  # the traced graph holds its own copies

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
+from edgelstm.artifact import state_name
 from edgelstm.errors import UserError, one_line
 
 RECURRENT_KINDS = ("lstm", "gru", "simple_rnn")
@@ -77,7 +78,7 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class StateSpec:
-    """One recurrent state vector: graph name, owning layer index, kind and size."""
+    """One recurrent state vector: name (``artifact.state_name``), owning layer index, kind and size."""
 
     name: str
     layer: int
@@ -153,7 +154,7 @@ class ModelSpec:
         out = []
         for i, layer in enumerate(self.layers):
             for kind in STATE_KINDS.get(layer.kind, ()):
-                out.append(StateSpec(f"l{i}_{kind}", i, kind, layer.units))
+                out.append(StateSpec(state_name(i, kind), i, kind, layer.units))
         return out
 
     def stats(self) -> dict:

@@ -1,6 +1,6 @@
 """The LiteRT backend: ``.tflite`` step models on ai-edge-litert (or tflite-runtime).
 
-Tensors are found by signature name (``x``, ``l0_h``, ..., ``y``, ``l0_h_next``), never
+Tensors are found by signature name (the ``StepInterface`` of the description), never
 by position: the converter reorders them. Quantized inputs and states are quantized
 here and outputs dequantized, so callers pass and receive float32. ``batch`` streams
 run as one invocation: the batch dimension of every input is resized to ``batch``
@@ -58,8 +58,8 @@ class LiteRTBackend(TFLiteModelBase):
         except Exception as exc:
             raise UserError(f"{path}: LiteRT cannot prepare the model for {self.batch} streams "
                             f"({one_line(exc)})") from None
-        self._state_out = [(n, self._outputs[n + "_next"]) for n, _ in self.state_sizes]
-        self._state_in = [(n, self._inputs[n]) for n, _ in self.state_sizes]
+        self._state_out = [(s.name, self._outputs[s.output]) for s in self.interface.states]
+        self._state_in = [(s.name, self._inputs[s.name]) for s in self.interface.states]
         # All-float32 I/O needs no conversion: run() then passes arrays straight to the
         # engine (the Edge conversions cost ~0.7 us of a ~5 us LSTM(64) step; see
         # benchmarks/step_latency.py).
@@ -85,12 +85,13 @@ class LiteRTBackend(TFLiteModelBase):
             return out
 
         self._inputs, self._outputs = edges(ins), edges(outs)
-        need_in = ["x"] + [s["input"] for s in self.description.get("states", [])]
-        need_out = ["y"] + [s["output"] for s in self.description.get("states", [])]
+        io = self.interface
+        need_in = [io.input] + [s.name for s in io.states]
+        need_out = [io.output] + [s.output for s in io.states]
         missing = [n for n in need_in if n not in self._inputs] + [n for n in need_out if n not in self._outputs]
         if missing:
             raise UserError(f"{self.path}: the model lacks the tensors {', '.join(missing)} its description names")
-        self._x, self._y = self._inputs["x"], self._outputs["y"]
+        self._x, self._y = self._inputs[io.input], self._outputs[io.output]
 
     def run(self, x: np.ndarray, state: dict[str, np.ndarray]):
         if self.mode != "step":

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import read_sidecar, step_interface
+from edgelstm.artifact import StateIO, StepInterface, read_sidecar
 from edgelstm.errors import UserError, one_line
 
 #: Start of the description comment that ends every generated ``.c`` file.
@@ -146,11 +146,14 @@ def read_verified(path: Path) -> tuple[str, str, dict]:
     return header, code, desc
 
 
-def _state_copies(s: str, size: int, frac: int | None) -> tuple[str, str, str]:
-    """C that loads one state field from the flat float array, stores it back, and the type."""
+def _state_copies(state: StateIO, frac: int | None) -> tuple[str, str, str]:
+    """C that loads one state field from the flat float array, stores it back, and the type.
+
+    The wrapper's array parameters are named for the step graph's state input and output."""
+    s, out, size = state.name, state.output, state.size
     if frac is None:
         return (f"        memcpy(s.{s}, {s} + (size_t)k * {size}, sizeof s.{s});\n",
-                f"        memcpy({s}_next + (size_t)k * {size}, s.{s}, sizeof s.{s});\n", "float")
+                f"        memcpy({out} + (size_t)k * {size}, s.{s}, sizeof s.{s});\n", "float")
     one = float(2 ** frac)
     load = (f"        for (int j = 0; j < {size}; ++j) {{ /* float -> int16 Q.{frac}: rounded, saturated, NaN 0 */\n"
             f"            const float q = {s}[(size_t)k * {size} + (size_t)j] * {one!r}f;\n"
@@ -158,20 +161,20 @@ def _state_copies(s: str, size: int, frac: int | None) -> tuple[str, str, str]:
             f"                                 q <= -32768.0f ? -32768.0f : q >= 0.0f ? q + 0.5f : q - 0.5f);\n"
             f"        }}\n")
     store = (f"        for (int j = 0; j < {size}; ++j)\n"
-             f"            {s}_next[(size_t)k * {size} + (size_t)j] = (float)s.{s}[j] / {one!r}f;\n")
+             f"            {out}[(size_t)k * {size} + (size_t)j] = (float)s.{s}[j] / {one!r}f;\n")
     return load, store, "int16_t"
 
 
-def _wrapper(name: str, states: list[tuple[str, int]], fracs: dict | None = None) -> str:
+def _wrapper(name: str, states: tuple[StateIO, ...], fracs: dict | None = None) -> str:
     """C that steps n streams over flat (n, size) arrays, and reports the compiled sizes.
     ``fracs``: state name -> fractional bits of an int16 state (int16x8), else float."""
     fracs = fracs or {}
-    params = "".join(f", const float *{s}" for s, _ in states) + "".join(f", float *{s}_next" for s, _ in states)
-    copies = [_state_copies(s, size, fracs.get(s)) for s, size in states]
+    params = "".join(f", const float *{s.name}" for s in states) + "".join(f", float *{s.output}" for s in states)
+    copies = [_state_copies(s, fracs.get(s.name)) for s in states]
     load = "".join(c[0] for c in copies)
     store = "".join(c[1] for c in copies)
-    sizes = "".join(f"    sizes[{2 + n}] = (int32_t)(sizeof(((const {name}_state_t *)0)->{s}) / sizeof({c[2]}));\n"
-                    for n, ((s, _), c) in enumerate(zip(states, copies)))
+    sizes = "".join(f"    sizes[{2 + n}] = (int32_t)(sizeof(((const {name}_state_t *)0)->{s.name}) / sizeof({c[2]}));\n"
+                    for n, (s, c) in enumerate(zip(states, copies)))
     return f"""#include "{name}.c"
 
 void edgelstm_native_steps(int32_t n, const float *x, float *y{params});
@@ -193,10 +196,10 @@ void edgelstm_native_sizes(int32_t *sizes)
 """
 
 
-def build(path: Path, header: str, code: str, desc: dict, states: list[tuple[str, int]]) -> Path:
+def build(path: Path, header: str, code: str, desc: dict, states: tuple[StateIO, ...]) -> Path:
     """The shared library of a verified ``.c``: from the cache, or compiled into it."""
     name = desc["c"]["name"]
-    for state, _ in states:
+    for state in (n for s in states for n in (s.name, s.output)):
         if not _IDENT.fullmatch(state):
             raise UserError(f"{path}: its description names a state {state!r} that is not a C identifier")
     cmd = compiler()
@@ -249,8 +252,9 @@ class NativeBackend:
         self.path = Path(path)
         header, code, desc = read_verified(self.path)
         self.description = desc
-        _, self.input_size, self.output_size, self.state_sizes = step_interface(desc, self.path)
-        self.library = build(self.path, header, code, desc, self.state_sizes)
+        io = self.interface = StepInterface.from_description(desc, self.path)
+        self.input_size, self.output_size, self.state_sizes = io.input_size, io.output_size, io.state_sizes
+        self.library = build(self.path, header, code, desc, io.states)
         try:
             lib = ctypes.CDLL(str(self.library))
         except OSError as exc:

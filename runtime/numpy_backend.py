@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import describe
+from edgelstm.artifact import StepInterface, describe
 from edgelstm.runtime import reference
 from edgelstm.spec import ModelSpec
 
@@ -18,9 +18,8 @@ class NumpyBackend:
     def __init__(self, source: str | Path | ModelSpec, threads: int | None = None, batch: int = 1):
         self.spec = source if isinstance(source, ModelSpec) else ModelSpec.load_npz(source)
         self.description = describe(self.spec, "npz")
-        self.input_size = self.spec.input_size
-        self.output_size = self.spec.output_size
-        self.state_sizes = [(s.name, s.size) for s in self.spec.state_specs()]
+        io = self.interface = StepInterface.from_spec(self.spec)
+        self.input_size, self.output_size, self.state_sizes = io.input_size, io.output_size, io.state_sizes
 
     def run(self, x: np.ndarray, state: dict[str, np.ndarray]):
         return reference.step(self.spec, x, state)

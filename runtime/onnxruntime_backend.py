@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgelstm.artifact import step_interface
+from edgelstm.artifact import StepInterface
 from edgelstm.errors import UserError, one_line
 from edgelstm.runtime import onnx_info
 
@@ -31,7 +31,8 @@ class OnnxRuntimeBackend:
         if desc is None:
             raise UserError(f"{path}: no edgelstm description (metadata_props {onnx_info.METADATA_KEY!r} or "
                             f"{path.name}.json); export the model with edgelstm")
-        _, self.input_size, self.output_size, self.state_sizes = step_interface(desc, path)
+        io = self.interface = StepInterface.from_description(desc, path)
+        self.input_size, self.output_size, self.state_sizes = io.input_size, io.output_size, io.state_sizes
 
         options = ort.SessionOptions()
         # Small recurrent steps do not gain from more threads; one thread keeps latency
@@ -45,15 +46,10 @@ class OnnxRuntimeBackend:
         except Exception as exc:  # onnxruntime raises its own exception types
             raise UserError(f"{path}: onnxruntime cannot load this model ({one_line(exc)})") from None
 
-        try:
-            self.description = desc
-            self._x = desc["input"]["name"]
-            states = desc.get("states", [])
-            self._state_names = [s["name"] for s in states]
-            self._output_names = [desc["output"]["name"]] + [s["output"] for s in states]
-            self._feed_names = [self._x] + [s["input"] for s in states]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UserError(f"{path}: malformed edgelstm description ({one_line(exc)})") from None
+        self.description = desc
+        self._state_names = [s.name for s in io.states]
+        self._output_names = [io.output] + [s.output for s in io.states]
+        self._feed_names = [io.input] + self._state_names
         graph_in = {i.name for i in self.session.get_inputs()}
         graph_out = {o.name for o in self.session.get_outputs()}
         missing = [n for n in self._feed_names if n not in graph_in]

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from edgelstm.artifact import INPUT_NAME, OUTPUT_NAME
+
 #: Classifier probabilities sit at 0 and 1 by nature; only regression outputs are
 #: counted as pinned.
 PINNED_TASKS = ("regression",)
@@ -52,7 +54,7 @@ class RangeMonitor:
             return None
         step = 0.0
         for out in ((desc.get("tflite") or {}).get("outputs") or []):
-            if out.get("name") == (desc.get("output") or {}).get("name", "y") and out.get("scale"):
+            if out.get("name") == (desc.get("output") or {}).get("name", OUTPUT_NAME) and out.get("scale"):
                 step = float(out["scale"])
         return cls(cal["input_range"], cal.get("output_range"), step,
                    count_outputs=desc.get("task", "regression") in PINNED_TASKS, on_range=on_range)
@@ -126,9 +128,9 @@ def ranges_from_samples(spec, samples: list[dict], mode: str = "step") -> dict:
     (int8 I/O is quantized per tensor, so one range each)."""
     from edgelstm.runtime import reference
 
-    x = np.concatenate([s["x"] for s in samples]).astype(np.float32)
+    x = np.concatenate([s[INPUT_NAME] for s in samples]).astype(np.float32)
     if mode == "step":
-        state = {name: np.concatenate([s[name] for s in samples]) for name in samples[0] if name != "x"}
+        state = {name: np.concatenate([s[name] for s in samples]) for name in samples[0] if name != INPUT_NAME}
         y, _ = reference.step(spec, x, state)
     else:
         y = reference.run_sequence(spec, x)[0]

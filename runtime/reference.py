@@ -5,6 +5,11 @@ Each cell is written the way the equations are (and the way Keras 3 computes the
 held against both. Every exporter and backend is tested against this module, and this
 module is tested against Keras itself.
 
+Each layer kind is one function in ``LAYERS`` (every exporter has such a table, and
+tests/test_layer_tables.py checks they all cover every kind):
+``f(layer, x, state tuple) -> (output, new state tuple)``, the states named by
+``artifact.state_name``.
+
 Shapes: ``x`` is (batch, features); states are (batch, units); float32 throughout,
 as on the device.
 """
@@ -13,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgelstm.spec import LayerSpec, ModelSpec
+from edgelstm.artifact import state_name
+from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
 
 
 def _sigmoid(x):
@@ -50,8 +56,9 @@ ACTIVATIONS = {
 }
 
 
-def lstm_step(layer: LayerSpec, x, h, c):
+def lstm(layer: LayerSpec, x, state):
     """One LSTM step. Keras gate order in the fused weights: i, f, c, o."""
+    h, c = state
     act = ACTIVATIONS[layer.activation]
     gate = ACTIVATIONS[layer.recurrent_activation]
     z = _matmul(x, layer.weights["kernel"]) + _matmul(h, layer.weights["recurrent_kernel"])
@@ -63,16 +70,17 @@ def lstm_step(layer: LayerSpec, x, h, c):
     c = f * c + i * act(zc)
     o = gate(zo)
     h = o * act(c)
-    return h, c
+    return h, (h, c)
 
 
-def gru_step(layer: LayerSpec, x, h):
+def gru(layer: LayerSpec, x, state):
     """One GRU step. Keras gate order: z (update), r (reset), h (candidate).
 
     reset_after=True (Keras default, cuDNN style): the reset gate scales the recurrent
     projection *after* the matmul, and input and recurrent biases are separate.
     reset_after=False (original GRU): the reset gate scales h *before* its matmul.
     """
+    (h,) = state
     act = ACTIVATIONS[layer.activation]
     gate = ACTIVATIONS[layer.recurrent_activation]
     W, U = layer.weights["kernel"], layer.weights["recurrent_kernel"]
@@ -93,26 +101,39 @@ def gru_step(layer: LayerSpec, x, h):
         z = gate(xz + hz)
         r = gate(xr + hr)
         candidate = act(xh + _matmul(r * h, U[:, 2 * units :]))
-    return z * h + (1.0 - z) * candidate
+    h = z * h + (1.0 - z) * candidate
+    return h, (h,)
 
 
-def simple_rnn_step(layer: LayerSpec, x, h):
+def simple_rnn(layer: LayerSpec, x, state):
+    (h,) = state
     act = ACTIVATIONS[layer.activation]
     z = _matmul(x, layer.weights["kernel"]) + _matmul(h, layer.weights["recurrent_kernel"])
     if layer.use_bias:
         z = z + layer.weights["bias"]
-    return act(z)
+    h = act(z)
+    return h, (h,)
 
 
-def dense(layer: LayerSpec, x):
+def dense(layer: LayerSpec, x, state):
     y = _matmul(x, layer.weights["kernel"])
     if layer.use_bias:
         y = y + layer.weights["bias"]
-    return ACTIVATIONS[layer.activation](y)
+    return ACTIVATIONS[layer.activation](y), ()
 
 
-def affine(layer: LayerSpec, x):
-    return x * layer.weights["scale"] + layer.weights["offset"]
+def affine(layer: LayerSpec, x, state):
+    return x * layer.weights["scale"] + layer.weights["offset"], ()
+
+
+#: layer kind -> f(layer, x, state tuple) -> (output, new state tuple)
+LAYERS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn, "dense": dense, "affine": affine}
+
+
+def layer_state_names(spec: ModelSpec) -> list[tuple[str, ...]]:
+    """Per layer, the names of its states in the order its LAYERS function takes them."""
+    return [tuple(state_name(i, kind) for kind in STATE_KINDS.get(layer.kind, ()))
+            for i, layer in enumerate(spec.layers)]
 
 
 def zero_state(spec: ModelSpec, batch: int = 1) -> dict[str, np.ndarray]:
@@ -127,19 +148,9 @@ def step(spec: ModelSpec, x: np.ndarray, state: dict[str, np.ndarray]):
     of length t+1: a recurrent layer is causal, so this is the streaming meaning.
     """
     new_state = {}
-    for i, layer in enumerate(spec.layers):
-        kind = layer.kind
-        if kind == "lstm":
-            x, c = lstm_step(layer, x, state[f"l{i}_h"], state[f"l{i}_c"])
-            new_state[f"l{i}_h"], new_state[f"l{i}_c"] = x, c
-        elif kind == "gru":
-            x = new_state[f"l{i}_h"] = gru_step(layer, x, state[f"l{i}_h"])
-        elif kind == "simple_rnn":
-            x = new_state[f"l{i}_h"] = simple_rnn_step(layer, x, state[f"l{i}_h"])
-        elif kind == "dense":
-            x = dense(layer, x)
-        else:
-            x = affine(layer, x)
+    for layer, names in zip(spec.layers, layer_state_names(spec)):
+        x, new = LAYERS[layer.kind](layer, x, [state[n] for n in names])
+        new_state.update(zip(names, new))
     return x, new_state
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import read_sidecar, step_interface
+from edgelstm.artifact import StepInterface, read_sidecar
 from edgelstm.errors import UserError, one_line
 
 #: The name of the metadata entry that holds the edgelstm description (JSON, UTF-8).
@@ -344,8 +344,9 @@ class TFLiteModelBase:
         self.path = Path(path)
         fb = TFLiteFile.read(self.path)
         self.description = load_description(self.path, fb)
-        self.mode, self.input_size, self.output_size, self.state_sizes = step_interface(
-            self.description, self.path, allow_sequence)
+        io = self.interface = StepInterface.from_description(self.description, self.path, allow_sequence)
+        self.mode, self.input_size, self.output_size, self.state_sizes = (
+            io.mode, io.input_size, io.output_size, io.state_sizes)
         self.batch = int(batch)
         if self.batch < 1:
             raise UserError(f"batch must be at least 1, got {batch}")

@@ -50,9 +50,10 @@ class TFLMBackend(TFLiteModelBase):
         self._inputs = {t["name"]: edge(t) for t in ins}
         self._outputs = {t["name"]: edge(t) for t in outs}
         try:
-            self._x, self._y = self._inputs["x"], self._outputs["y"]
-            self._state_in = [(n, self._inputs[n]) for n, _ in self.state_sizes]
-            self._state_out = [(n, self._outputs[n + "_next"]) for n, _ in self.state_sizes]
+            io = self.interface
+            self._x, self._y = self._inputs[io.input], self._outputs[io.output]
+            self._state_in = [(s.name, self._inputs[s.name]) for s in io.states]
+            self._state_out = [(s.name, self._outputs[s.output]) for s in io.states]
         except KeyError as exc:
             raise UserError(f"{path}: the model lacks the tensor {exc.args[0]!r} its description names") from None
 
