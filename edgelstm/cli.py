@@ -629,10 +629,15 @@ def _training_data(dataset, csv_path, target, task, window):
 @click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Windows per gradient step.")
 @click.option("--lr", type=float, default=3e-3, show_default=True,
               help="Adam learning rate (gradients clipped at norm 1).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "cosine"]), default="constant", show_default=True,
+              help="Keep the learning rate, or decay it to 0 along a cosine over the run.")
+@click.option("--recurrent-dropout", type=click.FloatRange(0.0, 0.9), default=0.0, show_default=True,
+              help="Fraction of the recurrent state dropped per training step (slower; regularises).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
               help="Directory (or .keras path) to write the model, report and calibration data to.")
-def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
+def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, lr_schedule,
+          recurrent_dropout, seed, output):
     """Train a small LSTM / GRU / SimpleRNN and save a .keras model plus a report."""
     from edgelstm import training
     from edgelstm.keras_import import import_keras
@@ -640,7 +645,8 @@ def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, 
     data = _training_data(dataset, csv_path, target, task, window)
     import_keras()  # in a lean install: one line naming the extra, before any progress bar
     cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
-                               learning_rate=lr, seed=seed)
+                               learning_rate=lr, seed=seed, lr_schedule=lr_schedule,
+                               recurrent_dropout=recurrent_dropout)
     label = f"training {cell.upper()}({units}) on {data.name}"
     if sys.stderr.isatty():
         with click.progressbar(length=epochs, label=label, file=sys.stderr, item_show_func=lambda s: s) as bar:
