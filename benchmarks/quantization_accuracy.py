@@ -2,6 +2,7 @@
 
     python benchmarks/quantization_accuracy.py [--seeds 0 1 2] [--units 32] [--out DIR]
         [--datasets pickupgesture acsf1 bleeding] [--jsonl rows.jsonl] [--table-from rows.jsonl]
+        [--cells lstm gru simple_rnn] [--recurrent-dropout 0.25] [--formats tflite,onnx]
 
 Trains LSTM / GRU / SimpleRNN with every seed on PickupGestureWiimoteZ (10 gestures,
 variable length, front-padded to 361 steps), ACSF1 (10 appliances, 365-step power
@@ -61,15 +62,17 @@ TARGETS = {"int8": (0.98, 1.0, 0.05), "int16x8": (0.995, 1.0, 0.01)}
 
 
 def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path | None,
-        formats: tuple[str, ...] | None = None) -> list[dict]:
+        formats: tuple[str, ...] | None = None, cells: tuple[str, ...] = CELLS,
+        recurrent_dropout: float = 0.0) -> list[dict]:
     rows = []
     for name in names:
         data = datasets.load(name)
-        for cell, seed in itertools.product(CELLS, seeds):
+        for cell, seed in itertools.product(cells, seeds):
             t0 = time.time()
             lr, batch = RECIPE[data.task]
             cfg = TrainConfig(cell=cell, units=units, epochs=EPOCHS.get(name, 15), seed=seed,
-                              learning_rate=lr, batch_size=batch, lr_schedule="cosine")
+                              learning_rate=lr, batch_size=batch, lr_schedule="cosine",
+                              recurrent_dropout=recurrent_dropout)
             report = train(data, cfg, out / name / f"seed{seed}")
             spec = spec_from_path(report["paths"][0])
             print(f"{name}/{cell}/seed {seed}: trained in {time.time() - t0:.0f} s, {report['metrics']}",
@@ -161,16 +164,21 @@ def main() -> None:
     parser.add_argument("--jsonl", type=Path, default=None, help="append every measured row to this file")
     parser.add_argument("--table-from", type=Path, default=None, help="only print the table of these rows")
     parser.add_argument("--formats", default=None, help="comma-separated subset, e.g. c (default: all)")
+    parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS, help="recurrent cells to train")
+    parser.add_argument("--recurrent-dropout", type=float, default=0.0,
+                        help="train with this Keras recurrent_dropout (README: 0.25 for the GRU figures)")
     args = parser.parse_args()
     formats = tuple(args.formats.split(",")) if args.formats else None
     if args.table_from is not None:
         rows = [json.loads(line) for line in args.table_from.read_text().splitlines() if line.strip()]
     elif args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        rows = run(args.datasets, args.seeds, args.units, args.out, args.jsonl, formats)
+        rows = run(args.datasets, args.seeds, args.units, args.out, args.jsonl, formats, tuple(args.cells),
+                   args.recurrent_dropout)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = run(args.datasets, args.seeds, args.units, Path(tmp), args.jsonl, formats)
+            rows = run(args.datasets, args.seeds, args.units, Path(tmp), args.jsonl, formats, tuple(args.cells),
+                       args.recurrent_dropout)
     print(table(rows))
 
 
