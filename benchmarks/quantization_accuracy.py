@@ -41,6 +41,7 @@ from edgelstm import converters, datasets  # noqa: E402
 from edgelstm.accuracy import compare_artifact  # noqa: E402
 from edgelstm.artifact import read_sidecar  # noqa: E402
 from edgelstm.keras_import import spec_from_path  # noqa: E402
+from edgelstm.state_noise import noise_agreement  # noqa: E402
 from edgelstm.training import TrainConfig, train  # noqa: E402
 
 #: (format, quantization, runtime backend), in table order.
@@ -75,8 +76,11 @@ def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path |
                               recurrent_dropout=recurrent_dropout)
             report = train(data, cfg, out / name / f"seed{seed}")
             spec = spec_from_path(report["paths"][0])
-            print(f"{name}/{cell}/seed {seed}: trained in {time.time() - t0:.0f} s, {report['metrics']}",
-                  file=sys.stderr)
+            # The float model's own sensitivity to int8-sized state noise: when it changes
+            # answers, int8 will too (docs/quantization.md, section 4).
+            noise = noise_agreement(spec, data.x_test) if data.task == "classification" else None
+            print(f"{name}/{cell}/seed {seed}: trained in {time.time() - t0:.0f} s, {report['metrics']}, "
+                  f"float class agreement under int8-sized state noise: {noise}", file=sys.stderr)
             float_size = {}
             for fmt, q, backend in EXPORTS:
                 if formats and fmt not in formats:
@@ -91,7 +95,7 @@ def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path |
                 float_size.setdefault(fmt, size)
                 r = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend=backend)
                 row = {"dataset": name, "cell": cell, "seed": seed, "format": fmt, "quantize": q, "bytes": size,
-                       "ratio": size / float_size[fmt], **r}
+                       "ratio": size / float_size[fmt], "state_noise_agreement": noise, **r}
                 rows.append(row)
                 if jsonl is not None:
                     with open(jsonl, "a") as fh:
