@@ -184,16 +184,15 @@ def firmware(model, target, quantize, spec_path, build_dir, json_path, max_instr
 
 @cli.command()
 @options.TRAIN
-def train(dataset, csv_path, target, task, window, cell, units, layers, epochs, batch_size, lr, seed, output):
+def train(dataset, csv_path, target, task, window, output, **config):
     """Train a small LSTM / GRU / SimpleRNN and save a .keras model plus a report."""
     from edgelstm import training
     from edgelstm.keras_import import import_keras
 
     data = options.training_data(dataset, csv_path, target, task, window)
     import_keras()  # in a lean install: one line naming the extra, before any progress bar
-    cfg = training.TrainConfig(cell=cell, units=units, layers=layers, epochs=epochs, batch_size=batch_size,
-                               learning_rate=lr, seed=seed)
-    with epoch_progress(f"training {cell.upper()}({units}) on {data.name}", epochs) as progress:
+    cfg = training.TrainConfig(**config)  # the options are named as its fields
+    with epoch_progress(f"training {cfg.cell.upper()}({cfg.units}) on {data.name}", cfg.epochs) as progress:
         report = training.train(data, cfg, output, progress=progress)
     click.echo(f"held-out metrics: {json.dumps(report['metrics'])}")
     for path in report["paths"]:

@@ -1,0 +1,68 @@
+"""The training recipe's options: learning-rate schedule and recurrent dropout."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgelstm import datasets, training
+from edgelstm.cli import cli
+from edgelstm.errors import UserError
+from edgelstm.keras_import import import_keras, spec_from_keras
+from edgelstm.runtime import reference
+
+#: float32 Keras against the float64-accumulating numpy reference over 6 steps.
+FLOAT_TOL = 1e-5
+
+
+def small_data(n=20, steps=6, features=3, classes=3):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, steps, features)).astype(np.float32)
+    y = rng.integers(0, classes, n)
+    return datasets.Dataset("small", "classification", x[:16], y[:16], x[16:], y[16:],
+                            class_names=[str(k) for k in range(classes)])
+
+
+def test_cosine_schedule_decays_from_the_rate_to_zero_over_every_batch():
+    keras = import_keras()
+    data = small_data()
+    cfg = training.TrainConfig(epochs=5, batch_size=5, learning_rate=1e-2, lr_schedule="cosine")
+    schedule = training.learning_rate(keras, data, cfg)
+    batches = 5 * math.ceil(16 / 5)  # 4 batches per epoch (16 windows, 5 per batch)
+    for step in (0, batches // 2, batches):
+        want = 1e-2 * 0.5 * (1 + math.cos(math.pi * step / batches))
+        assert float(schedule(step)) == pytest.approx(want, rel=1e-5, abs=1e-9)
+
+
+def test_constant_schedule_is_the_rate_and_unknown_is_a_user_error():
+    keras = import_keras()
+    assert training.learning_rate(keras, small_data(), training.TrainConfig(learning_rate=2e-3)) == 2e-3
+    with pytest.raises(UserError, match="schedule"):
+        training.learning_rate(keras, small_data(), training.TrainConfig(lr_schedule="steep"))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_recurrent_dropout_trains_and_is_off_at_inference(cell):
+    """Dropout only perturbs training: the saved function is the plain cell, so the numpy
+    reference of the imported spec matches Keras."""
+    data = small_data()
+    cfg = training.TrainConfig(cell=cell, units=5, epochs=2, batch_size=8, recurrent_dropout=0.25)
+    model = training.build_model(data, cfg)
+    assert model.get_layer(f"{cell}_0").recurrent_dropout == 0.25
+    model.fit(data.x_train, data.y_train, epochs=2, batch_size=8, verbose=0)
+    want = np.asarray(model.predict(data.x_test, verbose=0))
+    got, _ = reference.run_sequence(spec_from_keras(model), data.x_test)
+    assert np.isfinite(got).all()
+    assert np.abs(got[:, -1] - want).max() < FLOAT_TOL
+
+
+def test_train_cli_records_the_recipe(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--dataset", "toy", "--units", "4", "--epochs", "2",
+                                      "--lr-schedule", "cosine", "--recurrent-dropout", "0.1", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "toy_lstm.report.json").read_text())["config"]
+    assert config["lr_schedule"] == "cosine" and config["recurrent_dropout"] == 0.1
