@@ -758,11 +758,9 @@ void {name}_step({name}_state_t *s, const float in[{name}_INPUTS], float out[{na
 """
 
 
-def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     name = options.basename
-    extra = dict(options.extra)
-    if options.quantize == "int16x8":
-        extra["synthetic"] = bool(options.calibration_synthetic)
+    extra = {"synthetic": bool(options.calibration_synthetic)} if options.quantize == "int16x8" else {}
     header, source, desc = generate(spec, name, options.quantize, options.calibration, **extra)
     h_path, c_path = out_dir / f"{name}.h", out_dir / f"{name}.c"
     for path, text in ((h_path, header), (c_path, source)):

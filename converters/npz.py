@@ -10,6 +10,6 @@ QUANTIZATIONS = ("float32",)
 MODES = ("step",)
 
 
-def export(spec, out_dir: Path, options) -> list[Path]:
+def export(spec, out_dir: Path, options, warn) -> list[Path]:
     path = spec.save_npz(out_dir / f"{options.basename}.npz")
     return [path, write_sidecar(path, describe(spec, "npz"))]

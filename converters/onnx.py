@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,7 +264,7 @@ def check(model: onnx.ModelProto) -> None:
         raise RuntimeError(f"the exported ONNX model does not pass onnx.checker: {exc}") from exc
 
 
-def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     opset = check_opset(options.opset)
     mode, quantize = options.mode, options.quantize
     seq_len = (options.seq_len or spec.seq_len) if mode == "sequence" else None
@@ -294,7 +293,7 @@ def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
     if kept:
         desc["quantize_note"] = (f"{', '.join(kept)}: onnxruntime has no dynamically quantized kernel, "
                                  "kept in float32 (only LSTM and MatMul weights are int8)")
-        print(f"note: {desc['quantize_note']}", file=sys.stderr)
+        warn(f"note: {desc['quantize_note']}")
     set_description(model, desc)
     check(model)
     _save(model, path)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.artifact import describe, write_sidecar
-from edgelstm.calibration import split_heldout, synthetic_sequences
+from edgelstm.calibration import synthetic_sequences
 from edgelstm.errors import UserError, one_line
 from edgelstm.runtime import reference
 from edgelstm.runtime.ranges import ranges_from_samples
@@ -74,17 +74,14 @@ INT8_FRAGILE = {
 
 
 # -- calibration -----------------------------------------------------------------------
-def split_calibration(options, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(calibration sequences, held-out sequences, synthetic?) from the export options."""
+def calibration_sequences(options, spec: ModelSpec) -> tuple[np.ndarray, bool]:
+    """(calibration sequences, synthetic?): ``options.calibration`` as ``converters.export``
+    settled it (held-out data already taken off), else synthetic inputs."""
     data = options.calibration
     synthetic = bool(options.calibration_synthetic) or data is None
     if data is None:
         data = synthetic_sequences(spec, n=24, steps=100)
-    data = _checked(np.asarray(data, np.float32), spec)
-    if options.heldout is not None:  # converters.export held data out already: calibrate on the rest
-        return data, options.heldout, synthetic
-    calib, _, held_out, _ = split_heldout(data)
-    return calib, held_out, synthetic
+    return _checked(np.asarray(data, np.float32), spec), synthetic
 
 
 def _checked(data: np.ndarray, spec: ModelSpec) -> np.ndarray:
@@ -360,45 +357,30 @@ def load_job(tmp: Path):
 
 
 # -- export ----------------------------------------------------------------------------
-def _echo(message: str) -> None:
-    import click
-
-    click.echo(message, err=True)
-
-
-def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     """Write ``<basename>.tflite`` and its ``.json``.
 
-    int8 / int16x8 calibrate on ``options.calibration`` less a fifth, which becomes
-    ``options.heldout`` (unless the caller set held-out data) for the check that
-    ``converters.export`` runs on the written file.
+    int8 / int16x8 calibrate on ``options.calibration`` (``converters.export`` has taken
+    the held-out part off already); ``warn`` receives what the caller should know.
     """
     quantize, mode = options.quantize, options.mode
-    extra = options.extra
     seq_len = resolve_seq_len(spec, options)
-    calib, held_out, synthetic = split_calibration(options, spec)
-    if options.heldout is None:  # keep what calibration did not see for the check after export
-        options.heldout = held_out
     samples = None
     calibration = None
     if quantize in ("int8", "int16x8"):
-        # The CLI resolves calibration data itself (extra["calibration_source"]) and has
-        # already printed this warning; other callers get it here.
-        if synthetic and "calibration_source" not in extra:
-            _echo("warning: no real calibration data; calibrating on synthetic inputs, so the "
-                  "quantization ranges may not fit real data (pass --calibration-data)")
+        calib, synthetic = calibration_sequences(options, spec)
         samples = representative_samples(spec, mode, seq_len, calib, CALIBRATION_PERCENTILES.get(quantize))
         calibration = {"sequences": int(len(calib)), "samples": len(samples), "synthetic": synthetic,
-                       "source": extra.get("calibration_source"),
+                       "source": options.calibration_source,
                        # what the runtime counts inputs / pinned outputs against (runtime/ranges.py)
                        **ranges_from_samples(spec, samples, mode),
                        "percentiles": CALIBRATION_PERCENTILES.get(quantize)}
     if quantize == "int8":
         for kind in sorted({layer.kind for layer in spec.layers} & set(INT8_FRAGILE)):
-            _echo(f"warning: {INT8_FRAGILE[kind]} missed the int8 targets (98% class agreement with float, "
-                  "5% RMSE change) on the harder benchmark datasets; check this model's loss below, or "
-                  "use int16x8")
-    data = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, extra.get("timeout"))
+            warn(f"warning: {INT8_FRAGILE[kind]} missed the int8 targets (98% class agreement with float, "
+                 "5% RMSE change) on the harder benchmark datasets; check this model's loss below, or "
+                 "use int16x8")
+    data = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, options.timeout)
     path = Path(out_dir) / f"{options.basename}.tflite"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)

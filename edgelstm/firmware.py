@@ -200,11 +200,12 @@ def generate_c(spec, out_dir: Path, quantize: str, model_path=None, name: str = 
     from edgelstm.calibration import resolve
     from edgelstm.converters import ExportOptions, export
 
-    options = ExportOptions(quantize=quantize, basename=name)
     calib = resolve(spec, model_path)
-    options.heldout, options.heldout_targets = calib.heldout  # the export's own check, on real data if any
-    if quantize != "float32":
-        options.calibration, options.calibration_synthetic = calib.x, calib.synthetic
+    heldout, heldout_targets = calib.heldout  # the export's own check, on real data if any
+    calibrated = quantize != "float32"
+    options = ExportOptions(quantize=quantize, basename=name, heldout=heldout, heldout_targets=heldout_targets,
+                            calibration=calib.x if calibrated else None,
+                            calibration_synthetic=calib.synthetic and calibrated)
     paths = export(spec, "c", out_dir, options)
     return next(p for p in paths if p.suffix == ".c")
 
