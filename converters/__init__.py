@@ -1,10 +1,12 @@
 """edgelstm.converters: ModelSpec -> deployable artifacts, one module per target.
 
-Every exporter module has ``export(spec, out_dir, options, warn) -> list[Path]`` (the
-artifact first, then its ``.json``) and ``QUANTIZATIONS`` / ``MODES`` tuples; ``EXPORTERS``
-finds them by format name. ``export`` here is the pipeline: it settles the data once
-(calibration vs held-out), runs the exporter, then checks every step-mode artifact it
-wrote against the float numpy reference, through the runtime, and records the result.
+Every exporter module has ``export(spec, out_dir, options, warn) -> (files, description)``
+(the artifact first; the description is the one embedded in it) and ``QUANTIZATIONS`` /
+``MODES`` tuples; ``EXPORTERS`` finds them by format name. ``export`` here is the
+pipeline: it settles the data once (calibration vs held-out), runs the exporter, checks
+every step-mode artifact against the float numpy reference, through the runtime, and
+then writes ``<artifact>.json`` once: the embedded description plus that check
+(``verification``), so the two can never disagree.
 
 Nothing here or in an exporter prints: what an export has to say (its check line,
 warnings, notes) goes to the ``echo`` callback the caller passes, one line per call. The
@@ -158,20 +160,24 @@ def _build_and_move(spec, module, out_dir: Path, options: ExportOptions, gated: 
     import shutil
     import tempfile
 
+    from edgelstm.artifact import write_sidecar
     from edgelstm.export_guard import ExportRejected, gate_failures, quality_warnings
 
     with tempfile.TemporaryDirectory(prefix=".edgelstm-export-", dir=out_dir) as tmp:
-        paths = module.export(spec, Path(tmp), options, echo)
+        files, desc = module.export(spec, Path(tmp), options, echo)
         if options.mode == "step":
             lines = []
-            report = verify(spec, paths[0], options, echo=lines.append)
+            report = measure(spec, files[0], options, echo=lines.append)
             broken = gate_failures(report or {}, options.min_agreement, options.max_rmse_change)
             if report is None and gated:
                 broken.append("the new file could not be checked")
             if broken:
-                raise ExportRejected(f"{paths[0].name}: " + "; ".join(broken) + " (nothing written)")
+                raise ExportRejected(f"{files[0].name}: " + "; ".join(broken) + " (nothing written)")
             for line in lines + [f"warning: {w}" for w in quality_warnings(report or {}, options.quantize)]:
                 echo(line)
+            if report is not None:
+                desc = dict(desc, verification=report)
+        paths = files + [write_sidecar(files[0], desc)]
         final = []
         for path in paths:
             shutil.move(str(path), str(out_dir / path.name))
@@ -180,9 +186,22 @@ def _build_and_move(spec, module, out_dir: Path, options: ExportOptions, gated: 
 
 
 def verify(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
-    """Stream held-out sequences through the written artifact (via the runtime, from a
-    fresh state) and through the float reference; say in one line what the export
-    lost and store the figures as ``verification`` in its ``.json``.
+    """``measure`` an artifact already written, and store the figures as ``verification``
+    in its ``.json``."""
+    from edgelstm.artifact import read_sidecar, write_sidecar
+
+    report = measure(spec, path, options, echo)
+    if report is not None:
+        desc = read_sidecar(path) or {}
+        desc["verification"] = report
+        write_sidecar(path, desc)
+    return report
+
+
+def measure(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
+    """Stream held-out sequences through the artifact (via the runtime, from a fresh
+    state) and through the float reference; say in one line what the export lost and
+    return the figures (None when they could not be measured).
 
     Data: ``options.heldout`` (+ targets, never the sequences calibration used: see
     ``calibration.split_heldout``), else synthetic inputs of the model's own window
@@ -192,7 +211,6 @@ def verify(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
     import numpy as np
 
     from edgelstm.accuracy import compare_artifact, format_loss
-    from edgelstm.artifact import read_sidecar, write_sidecar
     from edgelstm.calibration import synthetic_sequences
 
     echo = echo or log_line
@@ -219,7 +237,4 @@ def verify(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
     report["synthetic_data"] = synthetic
     report["data"] = source or "given held-out data"
     echo(f"{path.name}: {format_loss(report)}, {report['data']}")
-    desc = read_sidecar(path) or {}
-    desc["verification"] = report
-    write_sidecar(path, desc)
     return report

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.artifact import describe, write_sidecar
+from edgelstm.artifact import describe
 from edgelstm.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
 from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
@@ -767,4 +767,4 @@ def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
         tmp.replace(path)
-    return [c_path, h_path, write_sidecar(c_path, desc)]
+    return [c_path, h_path], desc

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgelstm.artifact import INPUT_NAME, OUTPUT_NAME, STATE_OUTPUT_SUFFIX, describe, write_sidecar
+from edgelstm.artifact import INPUT_NAME, OUTPUT_NAME, STATE_OUTPUT_SUFFIX, describe
 from edgelstm.errors import MissingExtraError, UserError
 from edgelstm.spec import LayerSpec, ModelSpec
 
@@ -275,7 +275,7 @@ def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     check(model)
     if quantize == "float32":
         _save(model, path)
-        return [path, write_sidecar(path, float_desc)]
+        return [path], float_desc
 
     model = _quantize_dynamic(model)
     ops = sorted({n.op_type for n in model.graph.node})
@@ -297,7 +297,7 @@ def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     set_description(model, desc)
     check(model)
     _save(model, path)
-    return [path, write_sidecar(path, desc)]
+    return [path], desc
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:

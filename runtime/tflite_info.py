@@ -18,6 +18,7 @@ import numpy as np
 
 from edgelstm.artifact import read_sidecar, step_interface
 from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.tflm_arena import ARENA_LIMIT
 
 #: The name of the metadata entry that holds the edgelstm description (JSON, UTF-8).
 METADATA_NAME = "edgelstm"
@@ -205,6 +206,15 @@ class TFLiteFile:
                 entries(self.outputs, sig["outputs"] if sig else None))
 
 
+def tensor_quantization(tensor: dict) -> tuple[float, int] | None:
+    """(scale, zero point) of a quantized tensor of ``TFLiteFile.tensors`` / ``io_tensors``,
+    None for a float one. edgelstm's converter quantizes I/O per tensor (one scale), so
+    the first entry is the tensor's."""
+    if not tensor["scales"]:
+        return None
+    return float(tensor["scales"][0]), int(tensor["zero_points"][0]) if tensor["zero_points"] else 0
+
+
 def forbidden_ops(ops) -> list[str]:
     """Ops neither LiteRT's builtin kernels nor TFLM run: Flex (TF ops) and WHILE loops."""
     return sorted({op for op in ops if op.startswith("Flex") or op == "WHILE"})
@@ -227,7 +237,7 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def tflm_arena_size(data: bytes, limit: int = 16 << 20) -> int | None:
+def tflm_arena_size(data: bytes, limit: int = ARENA_LIMIT) -> int | None:
     """The smallest tensor arena (bytes, within 256 B) in which TFLM loads and runs the model.
 
     None when TFLM is not installed or cannot run the model in ``limit`` bytes.
@@ -236,7 +246,7 @@ def tflm_arena_size(data: bytes, limit: int = 16 << 20) -> int | None:
         from tflite_micro.python.tflite_micro import runtime as tflm
     except ImportError:
         return None
-    from edgelstm.runtime.validate import engine_crash
+    from edgelstm.runtime.crash_probe import engine_crash
 
     if engine_crash("tflm", data):  # TFLM segfaults on some malformed files: never in this process
         return None
@@ -268,14 +278,14 @@ def tflm_error(data: bytes) -> str | None:
         from tflite_micro.python.tflite_micro import runtime as tflm
     except ImportError as exc:
         return f"tflite-micro is not installed ({exc})"
-    from edgelstm.runtime.validate import engine_crash
+    from edgelstm.runtime.crash_probe import engine_crash
 
     crash = engine_crash("tflm", data)  # TFLM segfaults on some malformed files: never in this process
     if crash:
         return f"TFLite Micro {crash} on this file"
     try:
         with _quiet_stderr():
-            interp = tflm.Interpreter.from_bytes(data, arena_size=16 << 20)
+            interp = tflm.Interpreter.from_bytes(data, arena_size=ARENA_LIMIT)
             interp.invoke()
     except Exception as exc:
         return one_line(exc)
@@ -290,9 +300,9 @@ def inspect(path: str | Path, tflm_check: bool = True) -> dict:
 
     def io(t):
         entry = {"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
-        if t["scales"]:
-            entry["scale"] = t["scales"][0]
-            entry["zero_point"] = t["zero_points"][0] if t["zero_points"] else 0
+        quantization = tensor_quantization(t)
+        if quantization:
+            entry["scale"], entry["zero_point"] = quantization
         return entry
 
     ops: dict[str, int] = {}

@@ -154,3 +154,39 @@ def test_a_callback_gets_every_line_and_nothing_is_written(tmp_path, capfd):
     assert any(ln.startswith("model.onnx: ") for ln in lines), lines
     out, err = capfd.readouterr()
     assert out == "" and "note: " not in err, (out, err)
+
+
+# -- the description is written once, after the check ----------------------------------------
+
+def embedded_description(path: Path) -> dict:
+    """What the runtime reads from inside the artifact itself."""
+    if path.suffix == ".tflite":
+        from edgelstm.runtime.tflite_info import TFLiteFile
+
+        return TFLiteFile.read(path).description()
+    if path.suffix == ".onnx":
+        import onnx
+
+        return json.loads({p.key: p.value for p in onnx.load(path).metadata_props}["edgelstm"])
+    from edgelstm.runtime.native_backend import split_source
+
+    return split_source(path.read_text())[1]
+
+
+@pytest.mark.parametrize("fmt, quantize", [("tflite", "int8"), ("onnx", "dynamic"), ("c", "int16x8")])
+def test_sidecar_is_the_embedded_description_plus_the_check(tmp_path, fmt, quantize):
+    from edgelstm.converters import ExportOptions, export
+
+    case_id = "lstm-act_tanh"
+    windows, _ = zoo.inputs(case_id)
+    paths = export(zoo.spec(case_id), fmt, tmp_path, ExportOptions(quantize=quantize, basename="m",
+                                                                   calibration=windows), echo=lambda line: None)
+    assert paths[-1].name == paths[0].name + ".json" and sorted(tmp_path.iterdir()) == sorted(paths)
+    sidecar = json.loads(paths[-1].read_text())
+    verification = sidecar.pop("verification")
+    from edgelstm.converters import CALIBRATED
+
+    # the split the pipeline made once: calibrated exports are checked on what calibration did not see
+    held_out = "held out from the calibration data" if quantize in CALIBRATED else f"the data given ({quantize} "
+    assert verification["sequences"] >= 1 and verification["data"].startswith(held_out), verification["data"]
+    assert sidecar == embedded_description(paths[0])
