@@ -3,12 +3,13 @@
 The graph is built from primitive ops (``tflite_graph``), never from the Keras layer,
 and the TFLite converter runs in a child process (``tflite_child``): it has segfaulted
 on recurrent graphs before (docs/toolchain.md), and a crash or hang must become one
-``UserError`` line, not a dead CLI. ``convert_in_process`` is the same conversion
+``UserError`` line, not a dead CLI. ``build_in_process`` is the same conversion
 without the child, for tests and callers that accept the risk.
 
 The artifact describes itself twice: a metadata entry named ``edgelstm`` inside the
 flatbuffer (JSON; read by the runtime without TensorFlow) and ``<file>.tflite.json``
-beside it. The description records the engine's input/output order by signature name
+beside it (written by ``converters.export`` after its check, from the description the
+child embedded and hands back: the flatbuffer is parsed once per conversion). The description records the engine's input/output order by signature name
 (``io_order``) and the quantization (scale, zero point) of every input and output, so
 an engine without signature support (TFLM) can still map tensors by name.
 
