@@ -14,7 +14,8 @@ import numpy as np
 from tflite_micro.python.tflite_micro import runtime as _tflm
 
 from edgelstm.errors import UserError, one_line
-from edgelstm.runtime.tflite_info import Edge, TFLiteModelBase, tensor_quantization
+from edgelstm.runtime.tflite_backend import Edge, TFLiteModelBase
+from edgelstm.runtime.tflite_info import tensor_quantization
 from edgelstm.runtime.tflm_arena import default_arena_size
 
 
