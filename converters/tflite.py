@@ -9,9 +9,10 @@ without the child, for tests and callers that accept the risk.
 The artifact describes itself twice: a metadata entry named ``edgelstm`` inside the
 flatbuffer (JSON; read by the runtime without TensorFlow) and ``<file>.tflite.json``
 beside it (written by ``converters.export`` after its check, from the description the
-child embedded and hands back: the flatbuffer is parsed once per conversion). The description records the engine's input/output order by signature name
-(``io_order``) and the quantization (scale, zero point) of every input and output, so
-an engine without signature support (TFLM) can still map tensors by name.
+child embedded and hands back: the flatbuffer is parsed once per conversion). The
+description records the engine's input/output order by signature name (``io_order``)
+and the quantization (scale, zero point) of every input and output, so an engine
+without signature support (TFLM) can still map tensors by name.
 
 Quantized I/O types: ``int8`` has int8 inputs and outputs, ``int16x8`` int16 ones;
 ``dynamic`` keeps float32 I/O (weights int8, activations float at run time). The

@@ -39,6 +39,7 @@ import numpy as np
 
 from edgelstm.accuracy import predicted_class  # not argmax: a sigmoid head has one column
 from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.crash_probe import killed_by
 
 #: What ``apt-get install --no-install-recommends`` needs on Debian / Ubuntu.
 DEBIAN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make"
@@ -128,7 +129,7 @@ def _tool(cmd: list[str], cwd=None, timeout: float = 300) -> str:
         raise UserError(f"{cmd[0]} failed: {one_line(exc)}") from None
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
-        raise UserError(f"{cmd[0]} failed (exit {proc.returncode}): {tail}")
+        raise UserError(f"{cmd[0]} failed ({killed_by(proc.returncode) or f'exit {proc.returncode}'}): {tail}")
     return proc.stdout
 
 
