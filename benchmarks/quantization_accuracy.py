@@ -87,8 +87,8 @@ def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path |
                     continue
                 opts = converters.ExportOptions(quantize=q, basename=f"{name}_{cell}_{q}" if fmt == "c" else
                                                 f"{name}_{cell}.{q}",
-                                                calibration=data.x_train)
-                opts.heldout, opts.heldout_targets = data.x_test, data.y_test
+                                                calibration=data.x_train, heldout=data.x_test,
+                                                heldout_targets=data.y_test)
                 path = converters.export(spec, fmt, out / name / f"seed{seed}", opts)[0]
                 # C source is text: what a board stores is the weight arrays (flash).
                 size = read_sidecar(path)["c"]["flash_bytes"] if fmt == "c" else path.stat().st_size

@@ -92,7 +92,7 @@ def numpy_bare(spec):
 
 
 def _q(x, scale, zp, dtype):
-    from edgelstm.runtime.tflite_info import quantize
+    from edgelstm.runtime.tflite_backend import quantize
 
     return x if scale == 0.0 else quantize(x, dtype, scale, zp)
 

@@ -1,17 +1,28 @@
 """edgelstm.converters: ModelSpec -> deployable artifacts, one module per target.
 
-Every exporter module has ``export(spec, out_dir, options) -> list[Path]`` (the artifact
-first, then its ``.json``) and ``QUANTIZATIONS`` / ``MODES`` tuples; ``EXPORTERS`` finds
-them by format name. ``export`` here then checks every step-mode artifact it wrote
-against the float numpy reference, through the runtime, and records the result.
+Every exporter module has ``export(spec, out_dir, options, warn) -> (files, description)``
+(the artifact first; the description is the one embedded in it) and ``QUANTIZATIONS`` /
+``MODES`` tuples; ``EXPORTERS`` finds them by format name. ``export`` here is the
+pipeline: it settles the data once (calibration vs held-out), runs the exporter, checks
+every step-mode artifact against the float numpy reference, through the runtime, and
+then writes ``<artifact>.json`` once: the embedded description plus that check
+(``verification``), so the two can never disagree.
+
+Nothing here or in an exporter prints: what an export has to say (its check line,
+warnings, notes) goes to the ``echo`` callback the caller passes, one line per call. The
+CLI passes one that writes to stderr; without one, the lines go to the
+``edgelstm.converters`` logger (which Python shows on stderr unless configured
+otherwise), so a library caller decides where they go.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from edgelstm.errors import UserError
 
@@ -31,8 +42,20 @@ EXPORTERS = {
 }
 
 
-@dataclass
+#: Where an export's lines go when the caller passes no ``echo`` callback.
+LOG = logging.getLogger("edgelstm.converters")
+
+
+def log_line(message: str) -> None:
+    LOG.warning(message)
+
+
+@dataclass(frozen=True)
 class ExportOptions:
+    """What to export and with which data. Frozen: ``export`` derives the options an
+    exporter sees (``dataclasses.replace``), so the caller's object serves the next
+    export unchanged and no exporter can change what the check on write uses."""
+
     quantize: str = "float32"
     mode: str = "step"  # "step" or "sequence"
     seq_len: int | None = None  # sequence mode window length
@@ -40,6 +63,8 @@ class ExportOptions:
     calibration: object = None
     #: True when ``calibration`` is synthetic (no real data was available).
     calibration_synthetic: bool = False
+    #: What the calibration data is (a file, a bundled dataset), recorded in the description.
+    calibration_source: str | None = None
     #: Held-out sequences (N, T, features) and their targets, to measure what a
     #: quantized export lost against the float reference. None: use ``calibration``.
     heldout: object = None
@@ -52,7 +77,9 @@ class ExportOptions:
     opset: int | None = None
     #: Base file name (without suffix) of the artifact.
     basename: str = "model"
-    extra: dict = field(default_factory=dict)
+    #: Seconds a converter running in a child process (tflite) may take before it counts as
+    #: hung; None: the converter's default.
+    timeout: float | None = None
 
 
 def exporter(fmt: str):
@@ -73,35 +100,29 @@ def check_combination(fmt: str, quantize: str, mode: str):
     return module
 
 
-def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = None, echo=None) -> list[Path]:
+def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = None,
+           echo: Callable[[str], None] | None = None) -> list[Path]:
     """Export ``spec`` to ``fmt`` in ``out_dir``; returns the paths written.
 
     The files are built in a temporary directory beside their destination and moved in
     only after the check on write: an export that misses ``options.min_agreement`` /
     ``max_rmse_change`` raises ``export_guard.ExportRejected`` and leaves ``out_dir`` as
-    it was (an older file of the same name included).
+    it was (an older file of the same name included). ``echo`` receives every line the
+    export has to say (default: the ``edgelstm.converters`` logger).
     """
-    import sys
-
-    from edgelstm.calibration import split_heldout
     from edgelstm.export_guard import ExportRejected
 
-    echo = echo or (lambda message: print(message, file=sys.stderr))
-    # A copy: the calibration / held-out split below (and the exporter's own) must not
-    # change the caller's options, which may serve another export next.
-    options = dataclasses.replace(options) if options is not None else ExportOptions()
+    echo = echo or log_line
+    options = options if options is not None else ExportOptions()
     module = check_combination(fmt, options.quantize, options.mode)
     gated = options.min_agreement is not None or options.max_rmse_change is not None
     if gated and options.mode != "step":
         raise UserError("--min-agreement / --max-rmse-change need a step-mode export (sequence mode is not "
                         "checked on write)")
-    if options.heldout is None and options.calibration is not None and options.quantize in CALIBRATED:
-        # an API caller's data: hold some out, so the check on write sees what calibration did not
-        options.calibration, _, options.heldout, options.heldout_targets = split_heldout(options.calibration)
-        options.heldout_source = options.heldout_source or "held out from the calibration data"
-    elif options.heldout is None and options.calibration is not None:  # nothing calibrates on it
-        options.heldout = options.calibration
-        options.heldout_source = options.heldout_source or f"the data given ({options.quantize} uses no calibration)"
+    options = settle_data(options)
+    if options.quantize in CALIBRATED and options.calibration is None:
+        echo("warning: no real calibration data; calibrating on synthetic inputs, so the "
+             "quantization ranges may not fit real data (pass --calibration-data)")
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -113,24 +134,50 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
         raise
 
 
+def settle_data(options: ExportOptions) -> ExportOptions:
+    """The options an exporter and the check on write see: the one place an export
+    separates calibration from held-out data (``calibration.split_heldout``).
+
+    Held-out data given (the CLI resolves both, ``calibration.resolve``): as given. Else a
+    calibrated quantization holds a fifth of the calibration data out, so the check sees
+    what calibration did not; the others calibrate on nothing and are checked on all of
+    it. No data at all: the exporter calibrates on synthetic inputs and the check streams
+    synthetic inputs of another seed (``verify``).
+    """
+    from edgelstm.calibration import split_heldout
+
+    if options.heldout is not None or options.calibration is None:
+        return options
+    if options.quantize in CALIBRATED:
+        calibration, _, heldout, targets = split_heldout(options.calibration)
+        return dataclasses.replace(options, calibration=calibration, heldout=heldout, heldout_targets=targets,
+                                   heldout_source=options.heldout_source or "held out from the calibration data")
+    return dataclasses.replace(options, heldout=options.calibration, heldout_source=options.heldout_source
+                               or f"the data given ({options.quantize} uses no calibration)")
+
+
 def _build_and_move(spec, module, out_dir: Path, options: ExportOptions, gated: bool, echo) -> list[Path]:
     import shutil
     import tempfile
 
+    from edgelstm.artifact import write_sidecar
     from edgelstm.export_guard import ExportRejected, gate_failures, quality_warnings
 
     with tempfile.TemporaryDirectory(prefix=".edgelstm-export-", dir=out_dir) as tmp:
-        paths = module.export(spec, Path(tmp), options)
+        files, desc = module.export(spec, Path(tmp), options, echo)
         if options.mode == "step":
             lines = []
-            report = verify(spec, paths[0], options, echo=lines.append)
+            report = measure(spec, files[0], options, echo=lines.append)
             broken = gate_failures(report or {}, options.min_agreement, options.max_rmse_change)
             if report is None and gated:
                 broken.append("the new file could not be checked")
             if broken:
-                raise ExportRejected(f"{paths[0].name}: " + "; ".join(broken) + " (nothing written)")
+                raise ExportRejected(f"{files[0].name}: " + "; ".join(broken) + " (nothing written)")
             for line in lines + [f"warning: {w}" for w in quality_warnings(report or {}, options.quantize)]:
                 echo(line)
+            if report is not None:
+                desc = dict(desc, verification=report)
+        paths = files + [write_sidecar(files[0], desc)]
         final = []
         for path in paths:
             shutil.move(str(path), str(out_dir / path.name))
@@ -139,24 +186,34 @@ def _build_and_move(spec, module, out_dir: Path, options: ExportOptions, gated: 
 
 
 def verify(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
-    """Stream held-out sequences through the written artifact (via the runtime, from a
-    fresh state) and through the float reference; print one line saying what the export
-    lost and store the figures as ``verification`` in its ``.json``.
+    """``measure`` an artifact already written, and store the figures as ``verification``
+    in its ``.json``."""
+    from edgelstm.artifact import read_sidecar, write_sidecar
+
+    report = measure(spec, path, options, echo)
+    if report is not None:
+        desc = read_sidecar(path) or {}
+        desc["verification"] = report
+        write_sidecar(path, desc)
+    return report
+
+
+def measure(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
+    """Stream held-out sequences through the artifact (via the runtime, from a fresh
+    state) and through the float reference; say in one line what the export lost and
+    return the figures (None when they could not be measured).
 
     Data: ``options.heldout`` (+ targets, never the sequences calibration used: see
     ``calibration.split_heldout``), else synthetic inputs of the model's own window
     length. The line and ``verification.data`` say which. A failed measurement is a
-    warning: the file is written.
+    warning: the file is written. ``echo`` receives the lines (default: the logger).
     """
-    import sys
-
     import numpy as np
 
     from edgelstm.accuracy import compare_artifact, format_loss
-    from edgelstm.artifact import read_sidecar, write_sidecar
     from edgelstm.calibration import synthetic_sequences
 
-    echo = echo or (lambda message: print(message, file=sys.stderr))
+    echo = echo or log_line
     data, targets = options.heldout, options.heldout_targets
     synthetic = bool(options.calibration_synthetic)
     source = options.heldout_source
@@ -180,7 +237,4 @@ def verify(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
     report["synthetic_data"] = synthetic
     report["data"] = source or "given held-out data"
     echo(f"{path.name}: {format_loss(report)}, {report['data']}")
-    desc = read_sidecar(path) or {}
-    desc["verification"] = report
-    write_sidecar(path, desc)
     return report

@@ -53,6 +53,7 @@ from edgelstm import __version__, calibration as calibration_data
 from edgelstm.artifact import StepInterface, describe
 from edgelstm.errors import UserError
 from edgelstm.runtime import reference
+from edgelstm.runtime.finite import all_finite
 from edgelstm.runtime.native_backend import source_hash
 from edgelstm.converters import c_source
 from edgelstm.converters.c_source import (_description_block, blocked, c_float, gate_bias, gate_rows,
@@ -659,7 +660,7 @@ def _calibration_sequences(spec: ModelSpec, data) -> tuple[np.ndarray, bool]:
     data = np.asarray(data, np.float32)
     if data.ndim == 2:
         data = data[None]
-    if data.ndim != 3 or data.shape[-1] != spec.input_size or not np.isfinite(data).all():
+    if data.ndim != 3 or data.shape[-1] != spec.input_size or not all_finite(data):
         raise UserError(f"calibration data must be finite (sequences, steps, {spec.input_size}), not {data.shape}")
     return data, False
 

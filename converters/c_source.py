@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.artifact import StepInterface, describe, state_name, write_sidecar
+from edgelstm.artifact import StepInterface, describe, state_name
 from edgelstm.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
 from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
@@ -769,15 +769,13 @@ void {name}_step({name}_state_t *s, const float in[{name}_INPUTS], float out[{na
 """
 
 
-def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     name = options.basename
-    extra = dict(options.extra)
-    if options.quantize == "int16x8":
-        extra["synthetic"] = bool(options.calibration_synthetic)
+    extra = {"synthetic": bool(options.calibration_synthetic)} if options.quantize == "int16x8" else {}
     header, source, desc = generate(spec, name, options.quantize, options.calibration, **extra)
     h_path, c_path = out_dir / f"{name}.h", out_dir / f"{name}.c"
     for path, text in ((h_path, header), (c_path, source)):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text)
         tmp.replace(path)
-    return [c_path, h_path, write_sidecar(c_path, desc)]
+    return [c_path, h_path], desc

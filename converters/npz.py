@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgelstm.artifact import describe, write_sidecar
+from edgelstm.artifact import describe
 
 QUANTIZATIONS = ("float32",)
 MODES = ("step",)
 
 
-def export(spec, out_dir: Path, options) -> list[Path]:
+def export(spec, out_dir: Path, options, warn) -> list[Path]:
     path = spec.save_npz(out_dir / f"{options.basename}.npz")
-    return [path, write_sidecar(path, describe(spec, "npz"))]
+    return [path], describe(spec, "npz")

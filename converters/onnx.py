@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgelstm.artifact import StepInterface, describe, write_sidecar
+from edgelstm.artifact import StepInterface, describe
 from edgelstm.errors import MissingExtraError, UserError
 from edgelstm.spec import LayerSpec, ModelSpec
 
@@ -264,7 +263,7 @@ def check(model: onnx.ModelProto) -> None:
         raise RuntimeError(f"the exported ONNX model does not pass onnx.checker: {exc}") from exc
 
 
-def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     opset = check_opset(options.opset)
     mode, quantize = options.mode, options.quantize
     seq_len = (options.seq_len or spec.seq_len) if mode == "sequence" else None
@@ -275,7 +274,7 @@ def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
     check(model)
     if quantize == "float32":
         _save(model, path)
-        return [path, write_sidecar(path, float_desc)]
+        return [path], float_desc
 
     model = _quantize_dynamic(model)
     ops = sorted({n.op_type for n in model.graph.node})
@@ -293,11 +292,11 @@ def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
     if kept:
         desc["quantize_note"] = (f"{', '.join(kept)}: onnxruntime has no dynamically quantized kernel, "
                                  "kept in float32 (only LSTM and MatMul weights are int8)")
-        print(f"note: {desc['quantize_note']}", file=sys.stderr)
+        warn(f"note: {desc['quantize_note']}")
     set_description(model, desc)
     check(model)
     _save(model, path)
-    return [path, write_sidecar(path, desc)]
+    return [path], desc
 
 
 def _save(model: onnx.ModelProto, path: Path) -> None:

@@ -3,14 +3,16 @@
 The graph is built from primitive ops (``tflite_graph``), never from the Keras layer,
 and the TFLite converter runs in a child process (``tflite_child``): it has segfaulted
 on recurrent graphs before (docs/toolchain.md), and a crash or hang must become one
-``UserError`` line, not a dead CLI. ``convert_in_process`` is the same conversion
+``UserError`` line, not a dead CLI. ``build_in_process`` is the same conversion
 without the child, for tests and callers that accept the risk.
 
 The artifact describes itself twice: a metadata entry named ``edgelstm`` inside the
 flatbuffer (JSON; read by the runtime without TensorFlow) and ``<file>.tflite.json``
-beside it. The description records the engine's input/output order by signature name
-(``io_order``) and the quantization (scale, zero point) of every input and output, so
-an engine without signature support (TFLM) can still map tensors by name.
+beside it (written by ``converters.export`` after its check, from the description the
+child embedded and hands back: the flatbuffer is parsed once per conversion). The
+description records the engine's input/output order by signature name (``io_order``)
+and the quantization (scale, zero point) of every input and output, so an engine
+without signature support (TFLM) can still map tensors by name.
 
 Quantized I/O types: ``int8`` has int8 inputs and outputs, ``int16x8`` int16 ones;
 ``dynamic`` keeps float32 I/O (weights int8, activations float at run time). The
@@ -30,12 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import INPUT_NAME, StepInterface, describe, write_sidecar
-from edgelstm.calibration import split_heldout, synthetic_sequences
+from edgelstm.artifact import INPUT_NAME, StepInterface, describe
+from edgelstm.calibration import synthetic_sequences
 from edgelstm.errors import UserError, one_line
 from edgelstm.runtime import reference
 from edgelstm.runtime.ranges import ranges_from_samples
-from edgelstm.runtime.tflite_info import METADATA_NAME, TFLiteFile, forbidden_ops
+from edgelstm.runtime.crash_probe import killed_by
+from edgelstm.runtime.finite import all_finite
+from edgelstm.runtime.tflite_info import METADATA_NAME, TFLiteFile, forbidden_ops, tensor_quantization
 from edgelstm.spec import ModelSpec
 
 QUANTIZATIONS = ("float32", "dynamic", "int8", "int16x8")
@@ -43,6 +47,9 @@ MODES = ("step", "sequence")
 #: Quantizations traced in tflite_graph's integer-friendly form (``quantized=True``).
 INTEGER_GRAPH = ("int8", "int16x8")
 
+#: What the child leaves in its job directory: the model, then (last, so its presence
+#: means both are complete) the description embedded in it.
+CHILD_MODEL, CHILD_DESCRIPTION = "model.tflite", "description.json"
 #: Seconds the child converter may take before it counts as hung.
 DEFAULT_TIMEOUT = 600.0
 TIMEOUT_ENV = "EDGELSTM_TFLITE_TIMEOUT"
@@ -78,17 +85,14 @@ INT8_FRAGILE = {
 
 
 # -- calibration -----------------------------------------------------------------------
-def split_calibration(options, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(calibration sequences, held-out sequences, synthetic?) from the export options."""
+def calibration_sequences(options, spec: ModelSpec) -> tuple[np.ndarray, bool]:
+    """(calibration sequences, synthetic?): ``options.calibration`` as ``converters.export``
+    settled it (held-out data already taken off), else synthetic inputs."""
     data = options.calibration
     synthetic = bool(options.calibration_synthetic) or data is None
     if data is None:
         data = synthetic_sequences(spec, n=24, steps=100)
-    data = _checked(np.asarray(data, np.float32), spec)
-    if options.heldout is not None:  # converters.export held data out already: calibrate on the rest
-        return data, options.heldout, synthetic
-    calib, _, held_out, _ = split_heldout(data)
-    return calib, held_out, synthetic
+    return _checked(np.asarray(data, np.float32), spec), synthetic
 
 
 def _checked(data: np.ndarray, spec: ModelSpec) -> np.ndarray:
@@ -96,7 +100,7 @@ def _checked(data: np.ndarray, spec: ModelSpec) -> np.ndarray:
         data = data[None]
     if data.ndim != 3 or data.shape[-1] != spec.input_size:
         raise UserError(f"calibration data has shape {data.shape}, expected (sequences, steps, {spec.input_size})")
-    if not np.isfinite(data).all():
+    if not all_finite(data):
         raise UserError("calibration data holds NaN or inf")
     return data
 
@@ -177,9 +181,9 @@ def resolve_seq_len(spec: ModelSpec, options) -> int | None:
 
 
 def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "step",
-                       seq_len: int | None = None, samples: list[dict] | None = None) -> bytes:
-    """Build the graph and run the TFLite converter here; returns the flatbuffer bytes
-    (without the edgelstm metadata: see ``finish``)."""
+                       seq_len: int | None = None, samples: list[dict] | None = None) -> TFLiteFile:
+    """Build the graph and run the TFLite converter here; returns the flatbuffer, parsed
+    once for what follows (without the edgelstm metadata: see ``finish``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
@@ -226,22 +230,22 @@ def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "
             data = bytes(converter.convert())
         except Exception as exc:  # the converter raises many types; all mean "cannot convert"
             raise UserError(f"TFLite converter failed ({quantize}, {mode}): {one_line(exc)}") from None
-    bad = forbidden_ops(TFLiteFile(data).all_operators)
+    fb = TFLiteFile(data)
+    bad = forbidden_ops(fb.all_operators)
     if bad:
         raise UserError(f"the TFLite graph contains ops no edge engine runs: {', '.join(bad)}")
-    return data
+    return fb
 
 
-def io_description(data: bytes) -> dict:
-    """Engine I/O order and quantization, by signature name, read back from the bytes."""
-    fb = TFLiteFile(data)
+def io_description(fb: TFLiteFile) -> dict:
+    """Engine I/O order and quantization, by signature name, of the converted flatbuffer."""
     ins, outs = fb.io_tensors()
 
     def entry(t):
         out = {"name": t["name"], "position": t["position"], "dtype": t["dtype"], "shape": t["shape"]}
-        if t["scales"]:
-            out["scale"] = float(t["scales"][0])
-            out["zero_point"] = int(t["zero_points"][0]) if t["zero_points"] else 0
+        quantization = tensor_quantization(t)
+        if quantization:
+            out["scale"], out["zero_point"] = quantization
         return out
 
     return {"signature": next(iter(fb.signatures), None),
@@ -273,23 +277,30 @@ def embed_metadata(data: bytes, desc: dict) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def finish(spec: ModelSpec, data: bytes, quantize: str, mode: str, seq_len: int | None,
+def finish(spec: ModelSpec, fb: TFLiteFile, quantize: str, mode: str, seq_len: int | None,
            calibration: dict | None = None) -> tuple[bytes, dict]:
-    """The converted bytes with the description embedded, and that description."""
+    """The converted flatbuffer's bytes with the description embedded, and that description."""
     desc = describe(spec, "tflite", quantize=quantize, mode=mode, seq_len=seq_len,
-                    tflite=io_description(data), calibration=calibration)
-    return embed_metadata(data, desc), desc
+                    tflite=io_description(fb), calibration=calibration)
+    return embed_metadata(fb.data, desc), desc
+
+
+def build(spec: ModelSpec, quantize: str = "float32", mode: str = "step", seq_len: int | None = None,
+          samples: list[dict] | None = None, calibration: dict | None = None) -> tuple[bytes, dict]:
+    """Convert and embed the description, all in this process (what the child runs);
+    returns the bytes and the description embedded in them."""
+    crash = os.environ.get(CRASH_ENV)
+    if crash:
+        _simulate_failure(crash)
+    fb = convert_in_process(spec, quantize, mode, seq_len, samples)
+    return finish(spec, fb, quantize, mode, seq_len, calibration)
 
 
 def build_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "step",
                      seq_len: int | None = None, samples: list[dict] | None = None,
                      calibration: dict | None = None) -> bytes:
-    """Convert and embed the description, all in this process (what the child runs)."""
-    crash = os.environ.get(CRASH_ENV)
-    if crash:
-        _simulate_failure(crash)
-    data = convert_in_process(spec, quantize, mode, seq_len, samples)
-    return finish(spec, data, quantize, mode, seq_len, calibration)[0]
+    """``build``'s bytes alone."""
+    return build(spec, quantize, mode, seq_len, samples, calibration)[0]
 
 
 def _simulate_failure(how: str) -> None:
@@ -307,8 +318,8 @@ def _simulate_failure(how: str) -> None:
 # -- the child process -----------------------------------------------------------------
 def convert_in_child(spec: ModelSpec, quantize: str, mode: str, seq_len: int | None,
                      samples: list[dict] | None, calibration: dict | None = None,
-                     timeout: float | None = None) -> bytes:
-    """``build_in_process`` in a fresh Python; crashes and hangs become UserError."""
+                     timeout: float | None = None) -> tuple[bytes, dict]:
+    """``build`` in a fresh Python; crashes and hangs become UserError."""
     if timeout is None:
         timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
     what = f"{spec.name} ({quantize}, {mode} mode)"
@@ -333,21 +344,17 @@ def convert_in_child(spec: ModelSpec, quantize: str, mode: str, seq_len: int | N
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             raise UserError(f"TFLite converter hung (no result after {timeout:g} s) while converting {what}") from None
-        if proc.returncode < 0:
-            sig = -proc.returncode
-            try:
-                sig_name = signal.Signals(sig).name
-            except ValueError:
-                sig_name = "unknown signal"
-            raise UserError(f"TFLite converter crashed (killed by signal {sig}, {sig_name}) while converting {what}")
+        death = killed_by(proc.returncode)
+        if death:
+            raise UserError(f"TFLite converter crashed ({death}) while converting {what}")
         error_file = tmp / "error.txt"
-        if proc.returncode != 0 or not (tmp / "model.tflite").is_file():
+        if proc.returncode != 0 or not (tmp / CHILD_DESCRIPTION).is_file():
             if error_file.is_file():
                 raise UserError(error_file.read_text().strip())
             lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if ln.strip()]
             tail = lines[-1][:300] if lines else "no output"
             raise UserError(f"TFLite converter failed (exit status {proc.returncode}) while converting {what}: {tail}")
-        return (tmp / "model.tflite").read_bytes()
+        return (tmp / CHILD_MODEL).read_bytes(), json.loads((tmp / CHILD_DESCRIPTION).read_text())
 
 
 def load_job(tmp: Path):
@@ -364,48 +371,33 @@ def load_job(tmp: Path):
 
 
 # -- export ----------------------------------------------------------------------------
-def _echo(message: str) -> None:
-    import click
-
-    click.echo(message, err=True)
-
-
-def export(spec: ModelSpec, out_dir: Path, options) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     """Write ``<basename>.tflite`` and its ``.json``.
 
-    int8 / int16x8 calibrate on ``options.calibration`` less a fifth, which becomes
-    ``options.heldout`` (unless the caller set held-out data) for the check that
-    ``converters.export`` runs on the written file.
+    int8 / int16x8 calibrate on ``options.calibration`` (``converters.export`` has taken
+    the held-out part off already); ``warn`` receives what the caller should know.
     """
     quantize, mode = options.quantize, options.mode
-    extra = options.extra
     seq_len = resolve_seq_len(spec, options)
-    calib, held_out, synthetic = split_calibration(options, spec)
-    if options.heldout is None:  # keep what calibration did not see for the check after export
-        options.heldout = held_out
     samples = None
     calibration = None
     if quantize in ("int8", "int16x8"):
-        # The CLI resolves calibration data itself (extra["calibration_source"]) and has
-        # already printed this warning; other callers get it here.
-        if synthetic and "calibration_source" not in extra:
-            _echo("warning: no real calibration data; calibrating on synthetic inputs, so the "
-                  "quantization ranges may not fit real data (pass --calibration-data)")
+        calib, synthetic = calibration_sequences(options, spec)
         samples = representative_samples(spec, mode, seq_len, calib, CALIBRATION_PERCENTILES.get(quantize))
         calibration = {"sequences": int(len(calib)), "samples": len(samples), "synthetic": synthetic,
-                       "source": extra.get("calibration_source"),
+                       "source": options.calibration_source,
                        # what the runtime counts inputs / pinned outputs against (runtime/ranges.py)
                        **ranges_from_samples(spec, samples, mode),
                        "percentiles": CALIBRATION_PERCENTILES.get(quantize)}
     if quantize == "int8":
         for kind in sorted({layer.kind for layer in spec.layers} & set(INT8_FRAGILE)):
             what, measured = INT8_FRAGILE[kind]
-            _echo(f"warning: {what} missed the int8 targets (98% class agreement with float, 5% RMSE "
-                  f"change) on the harder benchmark datasets ({measured}); check this model's loss below, "
-                  "or use int16x8")
-    data = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, extra.get("timeout"))
+            warn(f"warning: {what} missed the int8 targets (98% class agreement with float, 5% RMSE "
+                 f"change) on the harder benchmark datasets ({measured}); check this model's loss below, "
+                 "or use int16x8")
+    data, desc = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, options.timeout)
     path = Path(out_dir) / f"{options.basename}.tflite"
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-    return [path, write_sidecar(path, TFLiteFile(data).description() or {})]
+    return [path], desc

@@ -1,12 +1,14 @@
 """The TFLite conversion child process: ``python -m edgelstm.converters.tflite_child DIR``.
 
 Reads the job ``convert_in_child`` wrote into DIR, converts, and writes
-``DIR/model.tflite`` (or ``DIR/error.txt`` with one line for a user-facing failure).
+``DIR/model.tflite`` and the description embedded in it, ``DIR/description.json`` (or
+``DIR/error.txt`` with one line for a user-facing failure).
 A crash here kills only this process; the parent reports it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -20,14 +22,15 @@ def main(argv: list[str]) -> int:
     tmp = Path(argv[0])
     try:
         spec, job, samples = tflite.load_job(tmp)
-        data = tflite.build_in_process(spec, job["quantize"], job["mode"], job["seq_len"],
-                                       samples, job.get("calibration"))
+        data, desc = tflite.build(spec, job["quantize"], job["mode"], job["seq_len"], samples,
+                                  job.get("calibration"))
     except UserError as exc:
         (tmp / "error.txt").write_text(str(exc) + "\n")
         return 1
-    out = tmp / "model.tflite"
-    out.with_suffix(".part").write_bytes(data)
-    out.with_suffix(".part").replace(out)
+    (tmp / tflite.CHILD_MODEL).write_bytes(data)
+    part = tmp / (tflite.CHILD_DESCRIPTION + ".part")
+    part.write_text(json.dumps(desc))
+    part.replace(tmp / tflite.CHILD_DESCRIPTION)
     return 0
 
 

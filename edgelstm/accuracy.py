@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.runtime import load, reference
+from edgelstm.runtime.finite import all_finite
 from edgelstm.runtime.ranges import range_line
 from edgelstm.spec import ModelSpec
 
@@ -60,7 +61,7 @@ def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.nd
     err = np.abs(got.astype(np.float64) - want.astype(np.float64))
     out = {
         # relu states can grow without bound: then the float answer itself is NaN/inf
-        "reference_diverged": not bool(np.isfinite(want).all()),
+        "reference_diverged": not all_finite(want),
         "max_abs_err": float(err.max()),
         "mean_abs_err": float(err.mean()),
         "steps": int(want.shape[1]),

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgelstm import datasets
 from edgelstm.errors import UserError, require_file
+from edgelstm.runtime.finite import all_finite
 from edgelstm.spec import ModelSpec
 
 DEFAULT_WINDOW = 100
@@ -129,7 +130,7 @@ def _check_shape(path, x: np.ndarray, input_size: int) -> np.ndarray:
         x = x[None]
     if x.ndim != 3 or x.shape[-1] != input_size:
         raise UserError(f"{path}: calibration data has shape {x.shape}, expected (N, T, {input_size})")
-    if not np.isfinite(x).all():
+    if not all_finite(x):
         raise UserError(f"{path}: calibration data holds NaN or inf")
     return x
 

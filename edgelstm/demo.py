@@ -109,7 +109,7 @@ def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print)
                                 calibration=data.x_train, heldout=data.x_test, heldout_targets=data.y_test)
         try:
             t0 = time.perf_counter()
-            path = export(spec, fmt, out_dir / fmt, options)[0]
+            path = export(spec, fmt, out_dir / fmt, options, echo=echo)[0]
             # C source is text: what a board stores is its weight arrays (flash)
             size = read_sidecar(path)["c"]["flash_bytes"] if fmt == "c" else path.stat().st_size
             row.update(file=f"{fmt}/{path.name}", bytes=size)

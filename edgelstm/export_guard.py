@@ -12,7 +12,7 @@ measured at all (no targets, synthetic inputs): a gate that cannot see must not 
 
 from __future__ import annotations
 
-import math
+from edgelstm.runtime.finite import finite_number
 
 #: Below this class agreement with the float model, an export gets a warning.
 AGREEMENT_WARN = 0.97
@@ -20,10 +20,6 @@ AGREEMENT_WARN = 0.97
 
 class ExportRejected(Exception):
     """The check on write missed a bar the caller set; nothing was written."""
-
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def gate_failures(report: dict, min_agreement: float | None, max_rmse_change: float | None) -> list[str]:
@@ -36,7 +32,7 @@ def gate_failures(report: dict, min_agreement: float | None, max_rmse_change: fl
     broken = []
     if report.get("reference_diverged"):
         broken.append("the float reference itself diverges (NaN/inf) on the held-out data, so nothing was measured")
-    elif not _finite(report.get("max_abs_err")):
+    elif not finite_number(report.get("max_abs_err")):
         broken.append(f"the export's error is not finite ({report.get('max_abs_err')})")
     if report.get("synthetic_data"):
         broken.append("the check on write had only synthetic inputs, which cannot vouch for real data "
@@ -45,14 +41,14 @@ def gate_failures(report: dict, min_agreement: float | None, max_rmse_change: fl
         agreement = report.get("agreement")
         if agreement is None:
             broken.append("no class agreement was measured")
-        elif not (_finite(agreement) and agreement >= min_agreement):
+        elif not (finite_number(agreement) and agreement >= min_agreement):
             broken.append(f"class agreement {100 * agreement:.2f}% is below --min-agreement {min_agreement:g}")
     if max_rmse_change is not None:
         change = report.get("rmse_change")
         if change is None:
             broken.append("no RMSE change was measured: the held-out data has no targets "
                           "(give --calibration-data as .npz with x and y)")
-        elif not (_finite(change) and 100 * change <= max_rmse_change):
+        elif not (finite_number(change) and 100 * change <= max_rmse_change):
             broken.append(f"RMSE change {100 * change:+.2f}% exceeds --max-rmse-change {max_rmse_change:g}%")
     return broken
 
@@ -63,7 +59,7 @@ def quality_warnings(report: dict, quantize: str) -> list[str]:
         return ["the float reference itself diverges (NaN/inf) on the held-out data, so this export could not "
                 "be checked: the model's state grows without bound on such input (an unbounded activation "
                 "such as relu?)"]
-    if not _finite(report.get("max_abs_err")):
+    if not finite_number(report.get("max_abs_err")):
         return [f"the export's error is not finite (it gives NaN/inf where the float reference does not): "
                 f"the {quantize} file is not usable" + ("; try int16x8 or float32" if quantize != "float32" else "")]
     agreement = report.get("agreement")

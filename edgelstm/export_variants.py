@@ -111,7 +111,7 @@ def export_variants(spec, model_path: Path, todo: list[tuple[str, str]], out_dir
             source = f"held-out part of {data.source}"
         options = ExportOptions(quantize=quantize, mode=mode, seq_len=seq_len, opset=opset, basename=basename,
                                 calibration=data.x, calibration_synthetic=data.synthetic,
+                                calibration_source=data.source,
                                 heldout=x_held, heldout_targets=y_held, heldout_source=source,
                                 min_agreement=min_agreement, max_rmse_change=max_rmse_change)
-        options.extra["calibration_source"] = data.source
         yield from export(spec, fmt, out_dir, options, echo=echo)

@@ -39,6 +39,7 @@ import numpy as np
 
 from edgelstm.accuracy import predicted_class  # not argmax: a sigmoid head has one column
 from edgelstm.errors import UserError, one_line, require_file
+from edgelstm.runtime.crash_probe import killed_by
 from edgelstm.spec import ModelSpec
 
 #: What ``apt-get install --no-install-recommends`` needs on Debian / Ubuntu.
@@ -129,7 +130,7 @@ def _tool(cmd: list[str], cwd=None, timeout: float = 300) -> str:
         raise UserError(f"{cmd[0]} failed: {one_line(exc)}") from None
     if proc.returncode != 0:
         tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-4:])
-        raise UserError(f"{cmd[0]} failed (exit {proc.returncode}): {tail}")
+        raise UserError(f"{cmd[0]} failed ({killed_by(proc.returncode) or f'exit {proc.returncode}'}): {tail}")
     return proc.stdout
 
 
@@ -201,11 +202,12 @@ def generate_c(spec, out_dir: Path, quantize: str, model_path=None, name: str = 
     from edgelstm.calibration import resolve
     from edgelstm.converters import ExportOptions, export
 
-    options = ExportOptions(quantize=quantize, basename=name)
     calib = resolve(spec, model_path)
-    options.heldout, options.heldout_targets = calib.heldout  # the export's own check, on real data if any
-    if quantize != "float32":
-        options.calibration, options.calibration_synthetic = calib.x, calib.synthetic
+    heldout, heldout_targets = calib.heldout  # the export's own check, on real data if any
+    calibrated = quantize != "float32"
+    options = ExportOptions(quantize=quantize, basename=name, heldout=heldout, heldout_targets=heldout_targets,
+                            calibration=calib.x if calibrated else None,
+                            calibration_synthetic=calib.synthetic and calibrated)
     paths = export(spec, "c", out_dir, options)
     return next(p for p in paths if p.suffix == ".c")
 

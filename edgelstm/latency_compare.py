@@ -8,27 +8,23 @@ is re-measured.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from edgelstm.errors import UserError
 from edgelstm.latency import read_baseline
 from edgelstm.reports import format_table
+from edgelstm.runtime.finite import finite_number
 
 #: The cell width: machine and CPU names are long; the rest is short.
 MAX_CELL = 34
 
 
 def _us(value) -> str:
-    return f"{value:,.1f}" if _number(value) else "-"
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return f"{value:,.1f}" if finite_number(value) else "-"
 
 
 def _mib(value) -> str:
-    return f"{value / 2**20:,.1f}" if _number(value) and value > 0 else "-"
+    return f"{value / 2**20:,.1f}" if finite_number(value) and value > 0 else "-"
 
 
 def summary(data: dict) -> dict:
@@ -64,7 +60,7 @@ def read_profiles(paths: list[Path]) -> list[dict]:
     profiles = []
     for path in paths:
         data = read_baseline(path)
-        if not _number(data["latency"].get("p50_us")) or data["latency"]["p50_us"] <= 0:
+        if not finite_number(data["latency"].get("p50_us")) or data["latency"]["p50_us"] <= 0:
             raise UserError(f"{path}: its latency has no usable p50_us")
         profiles.append({"file": str(path), **summary(data)})
     first = profiles[0]["p50 us"]
@@ -79,7 +75,7 @@ def _cell(key: str, value) -> str:
     if key in ("p50 us", "p90 us", "p99 us", "max us", "load ms"):
         return _us(value)
     if key == "steps/s":
-        return f"{value:,.0f}" if _number(value) else "-"
+        return f"{value:,.0f}" if finite_number(value) else "-"
     if key == "peak RSS MiB":
         return _mib(value)
     if key == "p50 vs first":

@@ -84,14 +84,14 @@ def open_backend(path: str | Path, backend: str = "auto", threads: int | None = 
 
 
 def _construct(name: str, cls, path: Path, threads, streams):
-    from edgelstm.runtime import validate
+    from edgelstm.runtime import crash_probe
 
-    if name in validate.PROBES:  # an engine that can crash on a malformed file: probe it in a child
+    if name in crash_probe.PROBES:  # an engine that can crash on a malformed file: probe it in a child
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        validate.check_engine(name, data, str(path))
+        crash_probe.check_engine(name, data, str(path))
     try:
         return cls(path, threads=threads, batch=streams)
     except UserError:

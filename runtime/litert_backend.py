@@ -18,7 +18,8 @@ import numpy as np
 
 from edgelstm.errors import UserError, one_line
 from edgelstm.runtime.native_stderr import quiet_native_stderr
-from edgelstm.runtime.tflite_info import Edge, TFLiteFile, TFLiteModelBase
+from edgelstm.runtime.tflite_backend import Edge, TFLiteModelBase
+from edgelstm.runtime.tflite_info import TFLiteFile
 
 
 def _interpreter_class():

@@ -36,6 +36,7 @@ import numpy as np
 
 from edgelstm.artifact import StateIO, StepInterface, read_sidecar
 from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.crash_probe import killed_by
 
 #: Start of the description comment that ends every generated ``.c`` file.
 DESCRIPTION_MARKER = "/* edgelstm-description\n"
@@ -235,8 +236,9 @@ def build(path: Path, header: str, code: str, desc: dict, states: tuple[StateIO,
         if done.returncode != 0 or not out.is_file():
             log = root / f"{name}-{key.hexdigest()[:32]}.log"
             log.write_text(" ".join(argv) + "\n\n" + done.stdout + done.stderr)
+            status = killed_by(done.returncode) or f"exit status {done.returncode}"
             first = next((ln for ln in done.stderr.splitlines() if "error" in ln), None) or \
-                (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[0]
+                (done.stderr.strip().splitlines() or [status])[0]
             raise UserError(f"{path}: the C compiler failed: {first.strip()} (full log: {log})")
         out.replace(lib)  # atomic: a concurrent build of the same key writes the same library
     finally:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.finite import all_finite
 
 FORMAT = 1
 _STREAMS = "streams"
@@ -49,7 +50,7 @@ def save(path: str | Path, streams: dict[str, dict[str, np.ndarray]], state_size
         stacked = np.zeros((len(ids), size), np.float32)
         for k, sid in enumerate(ids):
             stacked[k] = np.asarray(streams[sid][name], np.float32).reshape(size)
-            if not np.isfinite(stacked[k]).all():  # a diverged model: such a file could never be resumed
+            if not all_finite(stacked[k]):  # a diverged model: such a file could never be resumed
                 raise UserError(f"{path}: state {name!r} of stream {sid!r} holds NaN or inf (the model "
                                 "diverged on this input); the last good state file is kept")
         arrays[f"state/{name}"] = stacked
@@ -132,7 +133,7 @@ def load(path: str | Path, state_sizes: list[tuple[str, int]], description: dict
         if value.dtype != np.float32 or value.shape != (len(ids), size):
             raise UserError(f"{path}: state {name!r} is {value.dtype} {value.shape}, "
                             f"expected float32 {(len(ids), size)}")
-        if not np.isfinite(value).all():
+        if not all_finite(value):
             raise UserError(f"{path}: state {name!r} holds NaN or inf")
         for k, sid in enumerate(ids):
             streams[sid][name] = value[k:k + 1].copy()

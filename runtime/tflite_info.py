@@ -1,4 +1,5 @@
-"""What a ``.tflite`` file holds, read without TensorFlow (for ``edgelstm info`` and the backends).
+"""What a ``.tflite`` file holds, read without TensorFlow (for ``edgelstm info``, the converter
+and the backends; what the backends share beyond the file is ``tflite_backend``).
 
 The TFLite file is a flatbuffer (schema: ``tensorflow/lite/schema/schema.fbs``). The
 few tables the runtime needs (operator codes, tensors, quantization, signatures,
@@ -14,10 +15,8 @@ import os
 import struct
 from pathlib import Path
 
-import numpy as np
-
-from edgelstm.artifact import StepInterface, read_sidecar
 from edgelstm.errors import UserError, one_line
+from edgelstm.runtime.tflm_arena import ARENA_LIMIT
 
 #: The name of the metadata entry that holds the edgelstm description (JSON, UTF-8).
 METADATA_NAME = "edgelstm"
@@ -205,6 +204,15 @@ class TFLiteFile:
                 entries(self.outputs, sig["outputs"] if sig else None))
 
 
+def tensor_quantization(tensor: dict) -> tuple[float, int] | None:
+    """(scale, zero point) of a quantized tensor of ``TFLiteFile.tensors`` / ``io_tensors``,
+    None for a float one. edgelstm's converter quantizes I/O per tensor (one scale), so
+    the first entry is the tensor's."""
+    if not tensor["scales"]:
+        return None
+    return float(tensor["scales"][0]), int(tensor["zero_points"][0]) if tensor["zero_points"] else 0
+
+
 def forbidden_ops(ops) -> list[str]:
     """Ops neither LiteRT's builtin kernels nor TFLM run: Flex (TF ops) and WHILE loops."""
     return sorted({op for op in ops if op.startswith("Flex") or op == "WHILE"})
@@ -227,7 +235,7 @@ def _quiet_stderr():
         os.close(saved)
 
 
-def tflm_arena_size(data: bytes, limit: int = 16 << 20) -> int | None:
+def tflm_arena_size(data: bytes, limit: int = ARENA_LIMIT) -> int | None:
     """The smallest tensor arena (bytes, within 256 B) in which TFLM loads and runs the model.
 
     None when TFLM is not installed or cannot run the model in ``limit`` bytes.
@@ -236,7 +244,7 @@ def tflm_arena_size(data: bytes, limit: int = 16 << 20) -> int | None:
         from tflite_micro.python.tflite_micro import runtime as tflm
     except ImportError:
         return None
-    from edgelstm.runtime.validate import engine_crash
+    from edgelstm.runtime.crash_probe import engine_crash
 
     if engine_crash("tflm", data):  # TFLM segfaults on some malformed files: never in this process
         return None
@@ -268,14 +276,14 @@ def tflm_error(data: bytes) -> str | None:
         from tflite_micro.python.tflite_micro import runtime as tflm
     except ImportError as exc:
         return f"tflite-micro is not installed ({exc})"
-    from edgelstm.runtime.validate import engine_crash
+    from edgelstm.runtime.crash_probe import engine_crash
 
     crash = engine_crash("tflm", data)  # TFLM segfaults on some malformed files: never in this process
     if crash:
         return f"TFLite Micro {crash} on this file"
     try:
         with _quiet_stderr():
-            interp = tflm.Interpreter.from_bytes(data, arena_size=16 << 20)
+            interp = tflm.Interpreter.from_bytes(data, arena_size=ARENA_LIMIT)
             interp.invoke()
     except Exception as exc:
         return one_line(exc)
@@ -290,9 +298,9 @@ def inspect(path: str | Path, tflm_check: bool = True) -> dict:
 
     def io(t):
         entry = {"name": t["name"], "shape": t["shape"], "dtype": t["dtype"]}
-        if t["scales"]:
-            entry["scale"] = t["scales"][0]
-            entry["zero_point"] = t["zero_points"][0] if t["zero_points"] else 0
+        quantization = tensor_quantization(t)
+        if quantization:
+            entry["scale"], entry["zero_point"] = quantization
         return entry
 
     ops: dict[str, int] = {}
@@ -318,58 +326,3 @@ def inspect(path: str | Path, tflm_check: bool = True) -> dict:
         info["tflm"] = {"runs": error is None, "error": error,
                         "arena_bytes": tflm_arena_size(fb.data) if error is None else None}
     return info
-
-
-def quantize(x: np.ndarray, dtype, scale: float, zero_point: int) -> np.ndarray:
-    info = np.iinfo(dtype)
-    return np.clip(np.rint(x / scale) + zero_point, info.min, info.max).astype(dtype)
-
-
-def load_description(path: Path, fb: TFLiteFile) -> dict:
-    """The embedded description, else the sidecar; UserError when neither exists."""
-    desc = fb.description() or read_sidecar(path)
-    if not desc or desc.get("format") != "tflite":
-        raise UserError(f"{path}: not an edgelstm TFLite artifact (no embedded description "
-                        f"and no {path.name}.json beside it)")
-    return desc
-
-
-class TFLiteModelBase:
-    """What the LiteRT and TFLM backends share: the file, its description, the step interface."""
-
-    name = "tflite"
-    suffixes = (".tflite",)
-
-    def _open(self, path, batch: int, allow_sequence: bool) -> TFLiteFile:
-        self.path = Path(path)
-        fb = TFLiteFile.read(self.path)
-        self.description = load_description(self.path, fb)
-        io = self.interface = StepInterface.from_description(self.description, self.path, allow_sequence)
-        self.mode, self.input_size, self.output_size, self.state_sizes = (
-            io.mode, io.input_size, io.output_size, io.state_sizes)
-        self.batch = int(batch)
-        if self.batch < 1:
-            raise UserError(f"batch must be at least 1, got {batch}")
-        return fb
-
-
-class Edge:
-    """One engine tensor seen from the float side: quantize in, dequantize out."""
-
-    __slots__ = ("name", "index", "dtype", "scale", "zero_point", "quantized")
-
-    def __init__(self, name: str, index: int, dtype, scale: float, zero_point: int):
-        self.name, self.index, self.dtype = name, index, np.dtype(dtype)
-        self.scale, self.zero_point = float(scale), int(zero_point)
-        self.quantized = self.dtype != np.float32 and self.scale != 0.0
-
-    def to_engine(self, x: np.ndarray) -> np.ndarray:
-        if self.quantized:
-            return quantize(x, self.dtype, self.scale, self.zero_point)
-        return x if x.dtype == self.dtype and x.flags.c_contiguous else np.ascontiguousarray(x, self.dtype)
-
-    def from_engine(self, v: np.ndarray) -> np.ndarray:
-        if self.quantized:
-            return (v.astype(np.float32) - self.zero_point) * np.float32(self.scale)
-        # LiteRT's get_tensor and TFLM's get_output already return copies.
-        return v if v.dtype == np.float32 else v.astype(np.float32)

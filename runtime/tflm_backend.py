@@ -14,11 +14,9 @@ import numpy as np
 from tflite_micro.python.tflite_micro import runtime as _tflm
 
 from edgelstm.errors import UserError, one_line
-from edgelstm.runtime.tflite_info import Edge, TFLiteModelBase
-
-#: Arena bytes beyond the model size: the step graphs need a few kB of activations;
-#: TFLM's own default (10x the model size) is too small for tiny models and wasteful for big ones.
-ARENA_HEADROOM = 256 << 10
+from edgelstm.runtime.tflite_backend import Edge, TFLiteModelBase
+from edgelstm.runtime.tflite_info import tensor_quantization
+from edgelstm.runtime.tflm_arena import default_arena_size
 
 
 class TFLMBackend(TFLiteModelBase):
@@ -28,7 +26,7 @@ class TFLMBackend(TFLiteModelBase):
                  allow_sequence: bool = False, arena_size: int | None = None):
         fb = self._open(path, batch, allow_sequence)
         path = self.path
-        arena = arena_size or len(fb.data) * 2 + ARENA_HEADROOM
+        arena = arena_size or default_arena_size(fb.data)
         try:
             self.interpreter = _tflm.Interpreter.from_bytes(fb.data, arena_size=arena)
         except Exception as exc:  # RuntimeError / ValueError from the C++ wrapper
@@ -44,8 +42,7 @@ class TFLMBackend(TFLiteModelBase):
             outs = [dict(t, name=r["name"]) for t, r in zip(outs, rec_out)]
 
         def edge(t):  # Edge.index is the TFLM position here
-            return Edge(t["name"], t["position"], np.dtype(t["dtype"]),
-                        (t["scales"] or [0.0])[0], (t["zero_points"] or [0])[0])
+            return Edge(t["name"], t["position"], np.dtype(t["dtype"]), *(tensor_quantization(t) or (0.0, 0)))
 
         self._inputs = {t["name"]: edge(t) for t in ins}
         self._outputs = {t["name"]: edge(t) for t in outs}

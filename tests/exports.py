@@ -59,9 +59,8 @@ def export(case_id: str, fmt: str, quantize: str = "float32") -> Path:
         from edgelstm.converters.c_source import c_identifier
 
         basename = c_identifier(basename)
-    options = ExportOptions(quantize=quantize, basename=basename)
-    if quantize != "float32":
-        options.calibration = calibration(case_id)
+    options = ExportOptions(quantize=quantize, basename=basename,
+                            calibration=calibration(case_id) if quantize != "float32" else None)
     out = _root / fmt
     return run_export(zoo.spec(case_id), fmt, out, options)[0]
 

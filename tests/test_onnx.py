@@ -30,8 +30,12 @@ DYNAMIC_TOL = 1e-2
 RECURRENT_OPS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "RNN"}
 
 
+def to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)  # what the CLI's callback does with an export's lines
+
+
 def export_onnx(spec, tmp_path, **kw):
-    return export(spec, "onnx", tmp_path, ExportOptions(**kw))[0]
+    return export(spec, "onnx", tmp_path, ExportOptions(**kw), echo=to_stderr)[0]
 
 
 def check_graph(path, spec):

@@ -146,6 +146,10 @@ def _lstm64(features: int = 6, classes: int = 4) -> ModelSpec:
     ], name="lstm64", task="classification")
 
 
+def to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)  # what the CLI's callback does with an export's lines
+
+
 def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
     """Through converters.export (child process): sizes, the sidecar report, the stderr line."""
     spec = _lstm64()
@@ -153,7 +157,7 @@ def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
     paths = {}
     for q in ("float32", "int8", "dynamic"):
         opts = converters.ExportOptions(quantize=q, basename=f"m.{q}", calibration=cal)
-        paths[q] = converters.export(spec, "tflite", tmp_path, opts)
+        paths[q] = converters.export(spec, "tflite", tmp_path, opts, echo=to_stderr)
     size = {q: p[0].stat().st_size for q, p in paths.items()}
     assert size["int8"] <= INT8_SIZE_RATIO * size["float32"], size
     assert size["dynamic"] <= 0.5 * size["float32"], size
@@ -178,7 +182,8 @@ def test_int8_lstm64_size_dynamic_and_report(tmp_path, capfd):
 
 def test_synthetic_calibration_warns(tmp_path, capfd):
     spec = zoo.spec("rnn-act_tanh")
-    paths = converters.export(spec, "tflite", tmp_path, converters.ExportOptions(quantize="int16x8"))
+    paths = converters.export(spec, "tflite", tmp_path, converters.ExportOptions(quantize="int16x8"),
+                              echo=to_stderr)
     err = capfd.readouterr().err
     assert "warning: no real calibration data" in err
     assert json.loads(paths[1].read_text())["calibration"]["synthetic"] is True
@@ -275,7 +280,7 @@ def test_converter_crash_is_one_line_exit_2(tmp_path):
 ])
 def test_converter_failures_become_user_errors(tmp_path, monkeypatch, how, message):
     monkeypatch.setenv(tflite.CRASH_ENV, how)
-    opts = converters.ExportOptions(extra={"timeout": 3})
+    opts = converters.ExportOptions(timeout=3)
     with pytest.raises(UserError, match=message):
         converters.export(zoo.spec("rnn-act_tanh"), "tflite", tmp_path, opts)
 
