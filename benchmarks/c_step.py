@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
 
 
 def bench_spec(kind: str, features: int, units: int):
-    from edgelstm.spec import LayerSpec, ModelSpec
+    from edgelstm.core.spec import LayerSpec, ModelSpec
 
     rng = np.random.default_rng(0)
     gates = {"lstm": 4, "gru": 3}[kind]

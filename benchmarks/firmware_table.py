@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edgelstm import firmware as fw
 from edgelstm.converters import exporter
-from edgelstm.spec import ModelSpec
+from edgelstm.core.spec import ModelSpec
 
 MODELS = ("lstm8x32", "basicmotions")
 RUNS = [("cortex-m4", "float32"), ("cortex-m7", "float32"), ("cortex-m33", "float32"), ("cortex-m4", "int8"),

@@ -33,7 +33,7 @@ PREDICT_CALLS = 15  # predict costs tens of milliseconds per call
 
 def lstm_spec():
     """The benchmark model as a ModelSpec with seeded weights (numpy only)."""
-    from edgelstm.spec import LayerSpec, ModelSpec
+    from edgelstm.core.spec import LayerSpec, ModelSpec
 
     rng = np.random.default_rng(0)
 
@@ -206,7 +206,7 @@ def main(argv=None) -> int:
         return 0
 
     from edgelstm import runtime
-    from edgelstm.artifact import StepInterface
+    from edgelstm.core.artifact import StepInterface
     from edgelstm.converters import ExportOptions, export
     from edgelstm.latency import machine_info
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 
 #: Held-out sequences (and steps of each) streamed through a new artifact to check it.
 VERIFY_SEQUENCES, VERIFY_STEPS = 16, 400
@@ -71,7 +71,7 @@ class ExportOptions:
     heldout_targets: object = None
     #: What the held-out data is, for the check's line and ``verification.data``.
     heldout_source: str | None = None
-    #: Bars for the check on write (see edgelstm.export_guard): a miss writes nothing.
+    #: Bars for the check on write (see edgelstm.converters.guard): a miss writes nothing.
     min_agreement: float | None = None
     max_rmse_change: float | None = None
     opset: int | None = None
@@ -110,7 +110,7 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
     it was (an older file of the same name included). ``echo`` receives every line the
     export has to say (default: the ``edgelstm.converters`` logger).
     """
-    from edgelstm.export_guard import ExportRejected
+    from edgelstm.converters.guard import ExportRejected
 
     echo = echo or log_line
     options = options if options is not None else ExportOptions()
@@ -144,7 +144,7 @@ def settle_data(options: ExportOptions) -> ExportOptions:
     it. No data at all: the exporter calibrates on synthetic inputs and the check streams
     synthetic inputs of another seed (``verify``).
     """
-    from edgelstm.calibration import split_heldout
+    from edgelstm.converters.sequences import split_heldout
 
     if options.heldout is not None or options.calibration is None:
         return options
@@ -160,8 +160,8 @@ def _build_and_move(spec, module, out_dir: Path, options: ExportOptions, gated: 
     import shutil
     import tempfile
 
-    from edgelstm.artifact import write_sidecar
-    from edgelstm.export_guard import ExportRejected, gate_failures, quality_warnings
+    from edgelstm.core.artifact import write_sidecar
+    from edgelstm.converters.guard import ExportRejected, gate_failures, quality_warnings
 
     with tempfile.TemporaryDirectory(prefix=".edgelstm-export-", dir=out_dir) as tmp:
         files, desc = module.export(spec, Path(tmp), options, echo)
@@ -188,7 +188,7 @@ def _build_and_move(spec, module, out_dir: Path, options: ExportOptions, gated: 
 def verify(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
     """``measure`` an artifact already written, and store the figures as ``verification``
     in its ``.json``."""
-    from edgelstm.artifact import read_sidecar, write_sidecar
+    from edgelstm.core.artifact import read_sidecar, write_sidecar
 
     report = measure(spec, path, options, echo)
     if report is not None:
@@ -210,8 +210,8 @@ def measure(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
     """
     import numpy as np
 
-    from edgelstm.accuracy import compare_artifact, format_loss
-    from edgelstm.calibration import synthetic_sequences
+    from edgelstm.converters.verify import compare_artifact, format_loss
+    from edgelstm.converters.sequences import synthetic_sequences
 
     echo = echo or log_line
     data, targets = options.heldout, options.heldout_targets

@@ -49,16 +49,17 @@ import re
 
 import numpy as np
 
-from edgelstm import __version__, calibration as calibration_data
-from edgelstm.artifact import StepInterface, describe
-from edgelstm.errors import UserError
+from edgelstm import __version__
+from edgelstm.converters import sequences as calibration_data
+from edgelstm.core.artifact import StepInterface, describe
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import reference
-from edgelstm.runtime.finite import all_finite
+from edgelstm.core.metrics import all_finite
 from edgelstm.runtime.native_backend import source_hash
 from edgelstm.converters import c_source
 from edgelstm.converters.c_source import (_description_block, blocked, c_float, gate_bias, gate_rows,
                                          is_c_identifier, padded, quantize_rows)
-from edgelstm.spec import ModelSpec
+from edgelstm.core.spec import ModelSpec
 
 #: Calibrated (unbounded) values get this factor over the largest |value| seen: a long
 #: stream wanders past what short calibration windows visit (relu state, LSTM c).

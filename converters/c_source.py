@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.artifact import StepInterface, describe, state_name
-from edgelstm.errors import UserError
+from edgelstm.core.artifact import StepInterface, describe, state_name
+from edgelstm.core.errors import UserError
 from edgelstm.runtime.native_backend import DESCRIPTION_END, DESCRIPTION_MARKER, source_hash
-from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
+from edgelstm.core.spec import STATE_KINDS, LayerSpec, ModelSpec
 
 QUANTIZATIONS = ("float32", "int8", "int16x8")
 #: The weight-matrix kernel per quantization: float weights, or int8 with one scale per row.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgelstm.artifact import describe
+from edgelstm.core.artifact import describe
 
 QUANTIZATIONS = ("float32",)
 MODES = ("step",)

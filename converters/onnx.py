@@ -26,9 +26,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgelstm.artifact import StepInterface, describe
-from edgelstm.errors import MissingExtraError, UserError
-from edgelstm.spec import LayerSpec, ModelSpec
+from edgelstm.core.artifact import StepInterface, describe
+from edgelstm.core.errors import MissingExtraError, UserError
+from edgelstm.core.spec import LayerSpec, ModelSpec
 
 QUANTIZATIONS = ("float32", "dynamic")
 MODES = ("step", "sequence")

@@ -32,15 +32,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import INPUT_NAME, StepInterface, describe
-from edgelstm.calibration import synthetic_sequences
-from edgelstm.errors import UserError, one_line
+from edgelstm.core.artifact import INPUT_NAME, StepInterface, describe
+from edgelstm.converters.sequences import synthetic_sequences
+from edgelstm.core.errors import UserError, one_line
 from edgelstm.runtime import reference
 from edgelstm.runtime.ranges import ranges_from_samples
 from edgelstm.runtime.crash_probe import killed_by
-from edgelstm.runtime.finite import all_finite
+from edgelstm.core.metrics import all_finite
 from edgelstm.runtime.tflite_info import METADATA_NAME, TFLiteFile, forbidden_ops, tensor_quantization
-from edgelstm.spec import ModelSpec
+from edgelstm.core.spec import ModelSpec
 
 QUANTIZATIONS = ("float32", "dynamic", "int8", "int16x8")
 MODES = ("step", "sequence")

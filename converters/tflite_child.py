@@ -17,7 +17,7 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from edgelstm.converters import tflite
-    from edgelstm.errors import UserError
+    from edgelstm.core.errors import UserError
 
     tmp = Path(argv[0])
     try:

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from edgelstm.artifact import StepInterface
-from edgelstm.spec import ModelSpec
+from edgelstm.core.artifact import StepInterface
+from edgelstm.core.spec import ModelSpec
 
 
 def _tf():

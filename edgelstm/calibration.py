@@ -18,13 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import datasets
-from edgelstm.errors import UserError, require_file
-from edgelstm.runtime.finite import all_finite
-from edgelstm.spec import ModelSpec
-
-DEFAULT_WINDOW = 100
-#: Share of the calibration sequences kept back for the check on write.
-HELDOUT_FRACTION = 0.2
+from edgelstm.core.errors import UserError, require_file
+from edgelstm.core.metrics import all_finite
+from edgelstm.converters.sequences import DEFAULT_WINDOW, split_heldout, synthetic_sequences
+from edgelstm.core.spec import ModelSpec
 
 
 @dataclass
@@ -42,31 +39,6 @@ class CalibrationData:
         if self.x_heldout is not None:
             return self.x_heldout, self.y_heldout
         return self.x, self.y
-
-
-def split_heldout(x: np.ndarray, y: np.ndarray | None = None, fraction: float = HELDOUT_FRACTION, seed: int = 0):
-    """The one place calibration and held-out data are separated: (x_cal, y_cal, x_held, y_held).
-
-    A check on the data a model was calibrated on cannot see what calibration missed
-    (the seed's int8 toy model "passed" at 0.011 while answering 1.996 for 9.27), so
-    export checks on sequences calibration never saw. Several sequences: a seeded
-    random ``fraction`` of them (at least one) is held out, targets kept with their
-    sequences. One sequence: its tail is held out (time order kept). A single step
-    cannot be split: it is returned as both, and the caller says so.
-    """
-    x = np.asarray(x, np.float32)
-    if len(x) >= 2:
-        held = max(1, int(round(len(x) * fraction)))
-        order = np.random.default_rng(seed).permutation(len(x))
-        cal, out = order[held:], order[:held]
-        y = None if y is None else np.asarray(y)
-        return x[cal], (None if y is None else y[cal]), x[out], (None if y is None else y[out])
-    steps = x.shape[1]
-    if steps < 2:
-        return x, y, x, y
-    cut = steps - max(1, int(round(steps * fraction)))
-    # one sequence's target belongs to its last step: it stays with the held-out tail
-    return x[:, :cut], None, x[:, cut:], y
 
 
 def companion(model_path: str | Path, suffix: str) -> Path:
@@ -156,19 +128,6 @@ def _csv_windows(path: Path, input_size: int, window: int) -> np.ndarray:
         raise UserError(f"{path}: no data rows")
     n = max(1, len(data) // window)
     return data[: n * window].reshape(n, -1, input_size) if len(data) >= window else data[None]
-
-
-def synthetic_sequences(spec: ModelSpec, n: int = 32, steps: int | None = None, seed: int = 0) -> np.ndarray:
-    """Standard-normal inputs after the model's input scaling (mapped back through it when
-    the model has one), so they look like typical raw input: the stand-in when no real
-    data exists."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, steps or spec.seq_len or DEFAULT_WINDOW, spec.input_size)).astype(np.float32)
-    first = spec.layers[0]
-    if first.kind == "affine":
-        scale = np.where(first.weights["scale"] == 0, 1.0, first.weights["scale"])
-        x = (x - first.weights["offset"]) / scale
-    return x.astype(np.float32)
 
 
 def resolve(spec: ModelSpec, model_path: str | Path | None = None,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.accuracy import predicted_class
-from edgelstm.errors import MissingExtraError, UserError, require_file
+from edgelstm.core.metrics import predicted_class
+from edgelstm.core.errors import MissingExtraError, UserError, require_file
 from edgelstm.runtime.ranges import range_line
 
 DEFAULT_STEPS = 2000

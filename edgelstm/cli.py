@@ -15,7 +15,7 @@ import click
 
 from edgelstm import __version__, cli_options as options
 from edgelstm.cli_output import Group, epoch_progress, fail, finish, progress_factory, say, warn, warn_range, write_json
-from edgelstm.errors import require_file
+from edgelstm.core.errors import require_file
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,7 +62,7 @@ def export(model, fmt, quantize, all_variants, mode, seq_len, calibration_data, 
     Prints the path of every file written (the artifact and its .json description).
     File names: <name>[.<quantize> unless float32][.sequence].<suffix>.
     """
-    from edgelstm.export_guard import ExportRejected
+    from edgelstm.converters.guard import ExportRejected
     from edgelstm.export_variants import export_model, variants
 
     todo = variants(fmt, quantize, mode, all_variants, note=say)  # a bad combination fails before anything else

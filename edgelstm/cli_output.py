@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.reports import json_text
 
 

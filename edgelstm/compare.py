@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import datasets, reports
-from edgelstm.errors import UserError, one_line
-from edgelstm.spec import RECURRENT_KINDS, ModelSpec
+from edgelstm.core.errors import UserError, one_line
+from edgelstm.core.spec import RECURRENT_KINDS, ModelSpec
 
 #: Cells in the article's order.
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -266,7 +266,7 @@ def cortex_m4(spec: ModelSpec) -> dict:
 def export_figures(spec: ModelSpec, data: datasets.Dataset, formats, out_dir: Path, name: str) -> dict:
     """Export to every (format, quantization); per export its file size and, over the
     whole held-out set, its accuracy (or RMSE) next to the float reference's."""
-    from edgelstm.accuracy import compare_artifact
+    from edgelstm.converters.verify import compare_artifact
     from edgelstm.converters import ExportOptions, export
 
     out = {}

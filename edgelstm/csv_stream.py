@@ -18,8 +18,8 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from edgelstm.accuracy import predicted_class
-from edgelstm.errors import UserError
+from edgelstm.core.metrics import predicted_class
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import BadInputError, StatefulModel, state_file
 from edgelstm.runtime.streams import StreamRouter
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.reports import format_table
 
 #: (format, quantize) pairs, in table order; a pair is skipped when its exporter or
@@ -72,8 +72,9 @@ def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS, ba
 
 def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print) -> list[dict]:
     from edgelstm import datasets, training
-    from edgelstm.accuracy import class_accuracy, stream_outputs
-    from edgelstm.artifact import read_sidecar
+    from edgelstm.converters.verify import stream_outputs
+    from edgelstm.core.metrics import class_accuracy
+    from edgelstm.core.artifact import read_sidecar
     from edgelstm.calibration import apply_report, read_report
     from edgelstm.converters import ExportOptions, export
     from edgelstm.converters.naming import artifact_basename

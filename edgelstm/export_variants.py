@@ -16,7 +16,7 @@ from typing import Callable, Iterator
 
 from edgelstm.converters import CALIBRATED
 from edgelstm.converters.naming import artifact_basename
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 
 
 def _split(text: str) -> list[str]:

@@ -37,10 +37,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.accuracy import predicted_class  # not argmax: a sigmoid head has one column
-from edgelstm.errors import UserError, one_line, require_file
+from edgelstm.core.metrics import predicted_class  # not argmax: a sigmoid head has one column
+from edgelstm.core.errors import UserError, one_line, require_file
 from edgelstm.runtime.crash_probe import killed_by
-from edgelstm.spec import ModelSpec
+from edgelstm.core.spec import ModelSpec
 
 #: What ``apt-get install --no-install-recommends`` needs on Debian / Ubuntu.
 DEBIAN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm make"
@@ -139,7 +139,8 @@ def _tool(cmd: list[str], cwd=None, timeout: float = 300) -> str:
 def test_stream(spec, model_path=None) -> np.ndarray:
     """(sequences, steps, features) float32: held-out data recorded with the model or its
     bundled dataset, else seeded synthetic inputs (``edgelstm.calibration.resolve``)."""
-    from edgelstm.calibration import resolve, synthetic_sequences
+    from edgelstm.calibration import resolve
+    from edgelstm.converters.sequences import synthetic_sequences
 
     xs = resolve(spec, model_path).heldout[0]
     if xs is None or len(xs) < TEST_SEQUENCES or xs.shape[1] < 2:
@@ -516,7 +517,7 @@ def sources(model: Path, spec_path: Path | None, quantize: str | None) -> tuple[
 
 def recorded_quantization(c_file: Path) -> str:
     """The quantization NAME.c.json records (float32 when it records none)."""
-    from edgelstm.artifact import read_sidecar
+    from edgelstm.core.artifact import read_sidecar
 
     desc = read_sidecar(c_file) or {}
     quantize = desc.get("quantize") or "float32"

@@ -11,7 +11,7 @@ import importlib
 import json
 from pathlib import Path
 
-from edgelstm.errors import UserError, one_line, require_file
+from edgelstm.core.errors import UserError, one_line, require_file
 from edgelstm.keras_import import KERAS_SUFFIXES, load_model_spec
 from edgelstm.reports import format_table
 

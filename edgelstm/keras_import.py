@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import MissingExtraError, UserError, one_line, require_file
-from edgelstm.spec import (
+from edgelstm.core.errors import MissingExtraError, UserError, one_line, require_file
+from edgelstm.core.spec import (
     DENSE_ACTIVATIONS,
     RECURRENT_ACTIVATIONS,
     LayerSpec,

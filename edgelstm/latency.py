@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 
 PERCENTILES = (50, 90, 99)
 #: Distributions whose versions matter for a latency figure, per backend.

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.latency import read_baseline
 from edgelstm.reports import format_table
-from edgelstm.runtime.finite import finite_number
+from edgelstm.core.metrics import finite_number
 
 #: The cell width: machine and CPU names are long; the rest is short.
 MAX_CELL = 34

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgelstm.accuracy import predicted_class
+from edgelstm.core.metrics import predicted_class
 from edgelstm.runtime import reference
-from edgelstm.spec import ModelSpec
+from edgelstm.core.spec import ModelSpec
 
 #: Noise standard deviation as a fraction of each state's range: 0.4 % is about half an
 #: int8 step (the range spread over 255 steps), what int8 rounding adds per step.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 
 #: TFLite builtin op -> MicroMutableOpResolver method, where CamelCase of the name is not it.
 _RESOLVER_EXCEPTIONS = {

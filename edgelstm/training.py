@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import datasets
-from edgelstm.accuracy import class_accuracy  # not argmax: a sigmoid head has one column
-from edgelstm.errors import UserError, require_file
+from edgelstm.core.metrics import class_accuracy  # not argmax: a sigmoid head has one column
+from edgelstm.core.errors import UserError, require_file
 
 CELLS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN", "rnn": "SimpleRNN"}
 

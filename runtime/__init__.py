@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from edgelstm.errors import UserError, one_line, require_file
+from edgelstm.core.errors import UserError, one_line, require_file
 from edgelstm.runtime.ranges import CalibrationRangeWarning
 from edgelstm.runtime.stateful import BadInputError, StatefulModel
 

@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.runtime.tflm_arena import ARENA_LIMIT
 
 #: Seconds a probe may take: loading and invoking a model takes milliseconds.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import UserError, one_line
+from edgelstm.core.errors import UserError, one_line
 from edgelstm.runtime.native_stderr import quiet_native_stderr
 from edgelstm.runtime.tflite_backend import Edge, TFLiteModelBase
 from edgelstm.runtime.tflite_info import TFLiteFile

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import StateIO, StepInterface, read_sidecar
-from edgelstm.errors import UserError, one_line
+from edgelstm.core.artifact import StateIO, StepInterface, read_sidecar
+from edgelstm.core.errors import UserError, one_line
 from edgelstm.runtime.crash_probe import killed_by
 
 #: Start of the description comment that ends every generated ``.c`` file.

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import StepInterface, describe
+from edgelstm.core.artifact import StepInterface, describe
 from edgelstm.runtime import reference
-from edgelstm.spec import ModelSpec
+from edgelstm.core.spec import ModelSpec
 
 
 class NumpyBackend:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from edgelstm.artifact import read_sidecar
-from edgelstm.errors import UserError
+from edgelstm.core.artifact import read_sidecar
+from edgelstm.core.errors import UserError
 
 #: Key of the edgelstm description in ``metadata_props`` (converters/onnx.py writes it).
 METADATA_KEY = "edgelstm"

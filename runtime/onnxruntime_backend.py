@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from edgelstm.artifact import StepInterface
-from edgelstm.errors import UserError, one_line
+from edgelstm.core.artifact import StepInterface
+from edgelstm.core.errors import UserError, one_line
 from edgelstm.runtime import onnx_info
 
 

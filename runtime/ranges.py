@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgelstm.artifact import INPUT_NAME, OUTPUT_NAME
+from edgelstm.core.artifact import INPUT_NAME, OUTPUT_NAME
 
 #: Classifier probabilities sit at 0 and 1 by nature; only regression outputs are
 #: counted as pinned.

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgelstm.artifact import state_name
-from edgelstm.spec import STATE_KINDS, LayerSpec, ModelSpec
+from edgelstm.core.artifact import state_name
+from edgelstm.core.spec import STATE_KINDS, LayerSpec, ModelSpec
 
 
 def _sigmoid(x):

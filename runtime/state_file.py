@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.errors import UserError, one_line
-from edgelstm.runtime.finite import all_finite
+from edgelstm.core.errors import UserError, one_line
+from edgelstm.core.metrics import all_finite
 
 FORMAT = 1
 _STREAMS = "streams"

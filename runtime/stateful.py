@@ -13,8 +13,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from edgelstm.errors import UserError, one_line
-from edgelstm.runtime.finite import LIST_CHECK_MAX, all_finite
+from edgelstm.core.errors import UserError, one_line
+from edgelstm.core.metrics import LIST_CHECK_MAX, all_finite
 from edgelstm.runtime.ranges import RangeMonitor
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm.artifact import StepInterface, read_sidecar
-from edgelstm.errors import UserError
+from edgelstm.core.artifact import StepInterface, read_sidecar
+from edgelstm.core.errors import UserError
 from edgelstm.runtime.tflite_info import TFLiteFile
 
 

@@ -15,7 +15,7 @@ import os
 import struct
 from pathlib import Path
 
-from edgelstm.errors import UserError, one_line
+from edgelstm.core.errors import UserError, one_line
 from edgelstm.runtime.tflm_arena import ARENA_LIMIT
 
 #: The name of the metadata entry that holds the edgelstm description (JSON, UTF-8).

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime as _tflm
 
-from edgelstm.errors import UserError, one_line
+from edgelstm.core.errors import UserError, one_line
 from edgelstm.runtime.tflite_backend import Edge, TFLiteModelBase
 from edgelstm.runtime.tflite_info import tensor_quantization
 from edgelstm.runtime.tflm_arena import default_arena_size

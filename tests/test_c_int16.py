@@ -16,7 +16,7 @@ from test_c_source import STRICT_FLAGS, c_name, native_cache, need_tool  # noqa:
 
 from edgelstm import runtime
 from edgelstm.runtime import reference
-from edgelstm.accuracy import compare_artifact
+from edgelstm.converters.verify import compare_artifact
 from edgelstm.converters import ExportOptions, c_int16, c_source, export
 
 #: int16x8 C vs the float reference over the 1000-step zoo stream (outputs of magnitude
@@ -254,7 +254,7 @@ def test_int16x8_rmse_on_airline(tmp_path):
 def test_wide_layer_uses_64_bit_sums(tmp_path):
     """A layer whose int32 sums could overflow (600 recurrent inputs of |q| = 127: 127 * 600
     * 32768 > 2^31) gets the int64 kernel for that matrix, and still matches the reference."""
-    from edgelstm.spec import LayerSpec, ModelSpec
+    from edgelstm.core.spec import LayerSpec, ModelSpec
 
     rng = np.random.default_rng(5)
     features, units = 8, 600
@@ -288,7 +288,7 @@ def test_wide_layer_uses_64_bit_sums(tmp_path):
 
 def test_generate_refuses_values_int16_cannot_hold():
     """A value beyond +-32767 in real units has no int16 Q.f format: one clear error."""
-    from edgelstm.errors import UserError
+    from edgelstm.core.errors import UserError
 
     spec = zoo.spec("rnn-last-bias-1x-none")
     huge = np.full((4, 10, spec.input_size), 40000.0, np.float32)

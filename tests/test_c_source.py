@@ -20,9 +20,9 @@ from edgelstm import runtime
 from edgelstm.cli import cli
 from edgelstm.converters import ExportOptions, export
 from edgelstm.converters import c_source
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import native_backend
-from edgelstm.spec import LayerSpec, ModelSpec
+from edgelstm.core.spec import LayerSpec, ModelSpec
 
 #: float32 C vs float32 numpy, 1000-step stream: summation order, fused multiply-adds and
 #: the C file's own exp/sigmoid/tanh (<= 2e-7 relative) differ; measured <= 1e-6 over the
@@ -110,7 +110,7 @@ def test_int8_stream_close_to_reference(exported, case_id):
 
 
 def test_int8_flash_is_about_a_quarter(tmp_path):
-    from edgelstm.spec import GATES
+    from edgelstm.core.spec import GATES
 
     rng = np.random.default_rng(0)
     units, features = 64, 8
@@ -444,7 +444,7 @@ INT8_MIN_AGREEMENT = 0.97
 def test_int8_agrees_with_float_on_basicmotions(tmp_path, basicmotions_lstm):
     """A small LSTM trained on the bundled smartwatch data: the int8 C export predicts the
     float model's class on the held-out cases (benchmarks/quantization_accuracy.py: 100%)."""
-    from edgelstm.accuracy import compare_artifact
+    from edgelstm.converters.verify import compare_artifact
 
     data, spec = basicmotions_lstm
     options = ExportOptions(quantize="int8", basename="bm_int8", calibration=data.x_train)

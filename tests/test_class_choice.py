@@ -7,7 +7,7 @@ column is always 0, so an accuracy computed with argmax is just the share of cla
 import numpy as np
 
 from edgelstm import datasets, training
-from edgelstm.accuracy import class_accuracy, predicted_class
+from edgelstm.core.metrics import class_accuracy, predicted_class
 
 # sigmoid outputs and the labels they stand for (> 0.5 is class 1)
 SIGMOID = np.array([[0.9], [0.2], [0.7], [0.6], [0.1]], np.float32)

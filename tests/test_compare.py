@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from edgelstm import compare, datasets, training
 from edgelstm.cli import cli
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 
 F, U, C = 5, 3, 3  # features, units, classes: all different, so a swapped term shows
 
@@ -166,7 +166,8 @@ def test_cli_json_figures_recount(tiny_run):
     """Each figure in the JSON recomputed from the files the run left behind."""
     import keras
 
-    from edgelstm.accuracy import predicted_class, stream_outputs
+    from edgelstm.converters.verify import stream_outputs
+    from edgelstm.core.metrics import predicted_class
     from edgelstm.runtime import load
 
     _, data, root = tiny_run

@@ -1,11 +1,11 @@
-"""runtime/finite.py: the one finiteness test of arrays and report figures."""
+"""edgelstm/core/metrics.py: the one finiteness test of arrays and report figures."""
 
 import math
 
 import numpy as np
 import pytest
 
-from edgelstm.runtime.finite import LIST_CHECK_MAX, all_finite, finite_number
+from edgelstm.core.metrics import LIST_CHECK_MAX, all_finite, finite_number
 
 
 @pytest.mark.parametrize("size", [1, 6, LIST_CHECK_MAX, LIST_CHECK_MAX + 1, 5000])

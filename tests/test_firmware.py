@@ -23,8 +23,8 @@ from click.testing import CliRunner
 from edgelstm import firmware as fw
 from edgelstm.cli import cli
 from edgelstm.converters import exporter
-from edgelstm.errors import UserError
-from edgelstm.spec import ModelSpec
+from edgelstm.core.errors import UserError
+from edgelstm.core.spec import ModelSpec
 
 MODELS = ("lstm8x32", "basicmotions")
 #: The issue's matrix: float and int8 on the FPU cores, integer-only int16x8 on the M3.

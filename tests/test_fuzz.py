@@ -36,7 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 from click.testing import CliRunner
 from edgelstm.cli import cli
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import BACKENDS, available_backends, load
 
 backends = available_backends()

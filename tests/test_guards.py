@@ -62,7 +62,7 @@ def test_profile_budgets_fail_on_nan_and_inf(bad):
 
 @pytest.mark.parametrize("bad", [NAN, INF])
 def test_export_gate_fails_on_nan_and_inf(bad):
-    from edgelstm.export_guard import gate_failures
+    from edgelstm.converters.guard import gate_failures
 
     assert gate_failures({"max_abs_err": bad, "agreement": bad}, min_agreement=0.5, max_rmse_change=None)
     assert gate_failures({"max_abs_err": bad, "rmse_change": bad}, min_agreement=None, max_rmse_change=1e9)
@@ -71,7 +71,7 @@ def test_export_gate_fails_on_nan_and_inf(bad):
 
 
 def test_export_gate_known_values():
-    from edgelstm.export_guard import gate_failures
+    from edgelstm.converters.guard import gate_failures
 
     assert gate_failures({"max_abs_err": 0.1, "agreement": 0.95}, min_agreement=0.98, max_rmse_change=None)
     assert not gate_failures({"max_abs_err": 0.1, "agreement": 0.99}, min_agreement=0.98, max_rmse_change=None)
@@ -129,7 +129,7 @@ def test_float_tflite_check_on_write_uses_the_window_and_says_synthetic(toy_dir)
 
 
 def test_heldout_split_is_disjoint_and_in_one_place():
-    from edgelstm.calibration import split_heldout
+    from edgelstm.converters.sequences import split_heldout
 
     x = np.arange(10 * 4 * 2, dtype=np.float32).reshape(10, 4, 2)
     y = np.arange(10)
@@ -288,7 +288,7 @@ def test_min_agreement_on_a_regressor_is_a_usage_error(toy_dir):
 
 
 def test_quality_warning_names_int16x8_or_the_cause():
-    from edgelstm.export_guard import quality_warnings
+    from edgelstm.converters.guard import quality_warnings
 
     low = quality_warnings({"max_abs_err": 0.3, "agreement": 0.9}, "int8")
     assert len(low) == 1 and "int16x8" in low[0]

@@ -4,9 +4,9 @@ every exporter's table, and every target names its step tensors through one Step
 import pytest
 
 import zoo
-from edgelstm.artifact import StepInterface, describe
-from edgelstm.errors import UserError
-from edgelstm.spec import LAYER_KINDS, STATE_KINDS
+from edgelstm.core.artifact import StepInterface, describe
+from edgelstm.core.errors import UserError
+from edgelstm.core.spec import LAYER_KINDS, STATE_KINDS
 
 #: module -> its table name: layer kind -> the function that computes / emits that layer.
 TABLES = {

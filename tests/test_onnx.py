@@ -14,12 +14,12 @@ import pytest
 import zoo
 
 from edgelstm import runtime
-from edgelstm.artifact import read_sidecar
+from edgelstm.core.artifact import read_sidecar
 from edgelstm.converters import ExportOptions, export
 from edgelstm.converters import onnx as onnx_export
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import onnx_info, reference
-from edgelstm.spec import LayerSpec, ModelSpec
+from edgelstm.core.spec import LayerSpec, ModelSpec
 
 #: float32 engine vs float32 numpy, 1000-step stream: only summation order and onnxruntime's
 #: own sigmoid/tanh kernels differ (measured <= 5e-7 over the zoo); 1e-5 is the issue's bar.

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import exports
 import zoo
 from edgelstm.cli import cli
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import load, state_file
 from edgelstm.runtime.streams import StreamRouter
 

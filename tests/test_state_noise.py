@@ -3,7 +3,7 @@ answer is known to ignore, or to hinge on, small state differences."""
 
 import numpy as np
 
-from edgelstm.spec import LayerSpec, ModelSpec
+from edgelstm.core.spec import LayerSpec, ModelSpec
 from edgelstm.state_noise import noise_agreement
 
 

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 import zoo
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import BadInputError, StatefulModel, load, reference
 from edgelstm.runtime.numpy_backend import NumpyBackend
 from edgelstm.runtime.streams import StreamRouter
-from edgelstm.spec import ModelSpec
+from edgelstm.core.spec import ModelSpec
 
 ROUND_TRIP_CASES = ["lstm-last-bias-2x-softmax", "gru_v1-seq-nobias-1x-timedistributed",
                     "rnn-act_relu", "lstm-normalization", "gru-rescaling-dense3d"]

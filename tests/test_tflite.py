@@ -20,12 +20,12 @@ import zoo
 
 from edgelstm import converters, runtime
 from edgelstm.converters import tflite
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.runtime import reference
 from edgelstm.runtime.litert_backend import LiteRTBackend
 from edgelstm.runtime.tflite_info import TFLiteFile, forbidden_ops, inspect
 from edgelstm.runtime.tflm_backend import TFLMBackend
-from edgelstm.spec import LayerSpec, ModelSpec
+from edgelstm.core.spec import LayerSpec, ModelSpec
 
 #: float32 engine vs float32 numpy: only rounding differs (summation order inside
 #: FULLY_CONNECTED, the engines' tanh/logistic), and the zoo's recurrences are

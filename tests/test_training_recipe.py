@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from edgelstm import datasets, training
 from edgelstm.cli import cli
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 from edgelstm.keras_import import import_keras, spec_from_keras
 from edgelstm.runtime import reference
 

@@ -13,7 +13,7 @@ from importlib import resources
 
 import numpy as np
 
-from edgelstm.errors import UserError
+from edgelstm.core.errors import UserError
 
 #: The names ``load`` takes. pickupgesture, acsf1 and bleeding are the harder ones the
 #: quantization benchmark uses: variable-length gestures, long power streams, a

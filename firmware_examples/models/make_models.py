@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def lstm8x32() -> Path:
-    from edgelstm.spec import LayerSpec, ModelSpec
+    from edgelstm.core.spec import LayerSpec, ModelSpec
 
     inputs, units = 8, 32
     rng = np.random.default_rng(0)

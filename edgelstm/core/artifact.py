@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from edgelstm import __version__
 
 if TYPE_CHECKING:  # spec.py asks this module for state names: no import at run time
-    from edgelstm.spec import ModelSpec
+    from edgelstm.core.spec import ModelSpec
 
 # The tensor-naming conventions of every step graph, written here and nowhere else:
 # exporters name graph tensors and backends find them only through StepInterface.
@@ -77,7 +77,7 @@ class StepInterface:
         A sequence-mode artifact takes whole windows and has no step function: refused
         unless ``allow_sequence``. A malformed description is a UserError, never a KeyError.
         """
-        from edgelstm.errors import UserError
+        from edgelstm.core.errors import UserError
 
         try:
             mode = desc.get("mode", "step")

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm import __version__
-from edgelstm.artifact import state_name
-from edgelstm.errors import UserError, one_line
+from edgelstm.core.artifact import state_name
+from edgelstm.core.errors import UserError, one_line
 
 RECURRENT_KINDS = ("lstm", "gru", "simple_rnn")
 LAYER_KINDS = RECURRENT_KINDS + ("dense", "affine")

@@ -1,4 +1,6 @@
-"""The finiteness test every threshold and every input check uses: NaN and +-inf fail.
+"""The decisions every layer makes the same way: is a figure usable, which class won.
+
+Finiteness: the test every threshold and every input check uses (NaN and +-inf fail).
 
 A value that is NaN compares False with everything, so ``not x > limit`` passes it; every
 check that a figure or an array is usable goes through here instead.
@@ -31,3 +33,15 @@ def finite_number(value) -> bool:
     """True for an int or float that is neither NaN nor +-inf (a figure in a report; a
     bool is not one)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def predicted_class(y: np.ndarray) -> np.ndarray:
+    """Class indices from classifier outputs (..., classes): argmax, or for a single
+    sigmoid output, whether it exceeds 0.5."""
+    y = np.asarray(y)
+    return (y[..., 0] > 0.5).astype(np.int64) if y.shape[-1] == 1 else y.argmax(-1)
+
+
+def class_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
+    """Fraction of ``labels`` that ``predicted_class(outputs)`` gets right."""
+    return float(np.mean(predicted_class(outputs) == np.asarray(labels)))

@@ -12,7 +12,7 @@ measured at all (no targets, synthetic inputs): a gate that cannot see must not 
 
 from __future__ import annotations
 
-from edgelstm.runtime.finite import finite_number
+from edgelstm.core.metrics import finite_number
 
 #: Below this class agreement with the float model, an export gets a warning.
 AGREEMENT_WARN = 0.97

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from edgelstm.runtime import load, reference
-from edgelstm.runtime.finite import all_finite
 from edgelstm.runtime.ranges import range_line
-from edgelstm.spec import ModelSpec
+from edgelstm.core.metrics import all_finite, class_accuracy, predicted_class
+from edgelstm.core.spec import ModelSpec
 
 
 def stream_outputs(model, sequences: np.ndarray) -> np.ndarray:
@@ -42,18 +42,6 @@ def compare_artifact(spec: ModelSpec, artifact: str | Path, sequences: np.ndarra
     if model.range_summary() is not None:  # quantized: what the calibrated ranges did not cover
         out["calibrated_range"] = model.range_summary()
     return out
-
-
-def predicted_class(y: np.ndarray) -> np.ndarray:
-    """Class indices from classifier outputs (..., classes): argmax, or for a single
-    sigmoid output, whether it exceeds 0.5."""
-    y = np.asarray(y)
-    return (y[..., 0] > 0.5).astype(np.int64) if y.shape[-1] == 1 else y.argmax(-1)
-
-
-def class_accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of ``labels`` that ``predicted_class(outputs)`` gets right."""
-    return float(np.mean(predicted_class(outputs) == np.asarray(labels)))
 
 
 def summarize(spec: ModelSpec, want: np.ndarray, got: np.ndarray, targets: np.ndarray | None = None) -> dict:
