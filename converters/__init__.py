@@ -106,7 +106,7 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
 
     The files are built in a temporary directory beside their destination and moved in
     only after the check on write: an export that misses ``options.min_agreement`` /
-    ``max_rmse_change`` raises ``export_guard.ExportRejected`` and leaves ``out_dir`` as
+    ``max_rmse_change`` raises ``guard.ExportRejected`` and leaves ``out_dir`` as
     it was (an older file of the same name included). ``echo`` receives every line the
     export has to say (default: the ``edgelstm.converters`` logger).
     """

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 import zoo
 
 REPO = Path(__file__).resolve().parents[1]
-QUIET_PACKAGES = ("converters", "runtime")
+QUIET_PACKAGES = ("converters", "runtime", "edgelstm/core")
 #: Names whose mere use writes to (or hands over) the terminal.
 FORBIDDEN_NAMES = {"print", "pprint", "click"}
 #: ``module.attribute`` uses that write to the terminal.
