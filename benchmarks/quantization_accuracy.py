@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 from edgelstm import converters, datasets  # noqa: E402
-from edgelstm.converters.verify import compare_artifact  # noqa: E402
+from edgelstm.converters.accuracy import compare_artifact  # noqa: E402
 from edgelstm.core.artifact import read_sidecar  # noqa: E402
 from edgelstm.keras_import import spec_from_path  # noqa: E402
 from edgelstm.state_noise import noise_agreement  # noqa: E402

@@ -210,7 +210,7 @@ def measure(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
     """
     import numpy as np
 
-    from edgelstm.converters.verify import compare_artifact, format_loss
+    from edgelstm.converters.accuracy import compare_artifact, format_loss
     from edgelstm.converters.sequences import synthetic_sequences
 
     echo = echo or log_line

@@ -266,7 +266,7 @@ def cortex_m4(spec: ModelSpec) -> dict:
 def export_figures(spec: ModelSpec, data: datasets.Dataset, formats, out_dir: Path, name: str) -> dict:
     """Export to every (format, quantization); per export its file size and, over the
     whole held-out set, its accuracy (or RMSE) next to the float reference's."""
-    from edgelstm.converters.verify import compare_artifact
+    from edgelstm.converters.accuracy import compare_artifact
     from edgelstm.converters import ExportOptions, export
 
     out = {}

@@ -72,7 +72,7 @@ def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS, ba
 
 def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print) -> list[dict]:
     from edgelstm import datasets, training
-    from edgelstm.converters.verify import stream_outputs
+    from edgelstm.converters.accuracy import stream_outputs
     from edgelstm.core.metrics import class_accuracy
     from edgelstm.core.artifact import read_sidecar
     from edgelstm.calibration import apply_report, read_report

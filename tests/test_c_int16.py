@@ -16,7 +16,7 @@ from test_c_source import STRICT_FLAGS, c_name, native_cache, need_tool  # noqa:
 
 from edgelstm import runtime
 from edgelstm.runtime import reference
-from edgelstm.converters.verify import compare_artifact
+from edgelstm.converters.accuracy import compare_artifact
 from edgelstm.converters import ExportOptions, c_int16, c_source, export
 
 #: int16x8 C vs the float reference over the 1000-step zoo stream (outputs of magnitude

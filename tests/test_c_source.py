@@ -444,7 +444,7 @@ INT8_MIN_AGREEMENT = 0.97
 def test_int8_agrees_with_float_on_basicmotions(tmp_path, basicmotions_lstm):
     """A small LSTM trained on the bundled smartwatch data: the int8 C export predicts the
     float model's class on the held-out cases (benchmarks/quantization_accuracy.py: 100%)."""
-    from edgelstm.converters.verify import compare_artifact
+    from edgelstm.converters.accuracy import compare_artifact
 
     data, spec = basicmotions_lstm
     options = ExportOptions(quantize="int8", basename="bm_int8", calibration=data.x_train)

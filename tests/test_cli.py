@@ -408,7 +408,7 @@ def test_train_csv_naive_baseline_reads_the_target_column(tmp_path):
 
 
 def test_binary_sigmoid_classifier_agreement_and_accuracy():
-    from edgelstm.converters.verify import summarize
+    from edgelstm.converters.accuracy import summarize
     from edgelstm.core.metrics import predicted_class
 
     spec = zoo.spec(CLASSIFIER)

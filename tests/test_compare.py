@@ -166,7 +166,7 @@ def test_cli_json_figures_recount(tiny_run):
     """Each figure in the JSON recomputed from the files the run left behind."""
     import keras
 
-    from edgelstm.converters.verify import stream_outputs
+    from edgelstm.converters.accuracy import stream_outputs
     from edgelstm.core.metrics import predicted_class
     from edgelstm.runtime import load
 
