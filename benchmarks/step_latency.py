@@ -228,9 +228,8 @@ def main(argv=None) -> int:
 
     rows = []
     for label, fmt, quantize, backend, bare_factory in targets:
-        options = ExportOptions(quantize=quantize, basename=f"lstm64-{fmt}-{quantize}")
-        if quantize != "float32":
-            options.calibration = calib
+        options = ExportOptions(quantize=quantize, basename=f"lstm64-{fmt}-{quantize}",
+                                calibration=None if quantize == "float32" else calib)
         print(f"exporting {label} ...", file=sys.stderr)
         path = export(spec, fmt, tmp, options)[0]
         model = runtime.load(path, backend=backend)

@@ -243,9 +243,8 @@ def export_artifacts(work: Path, backends: set[str]) -> tuple[list[Planned], np.
             raise SystemExit(f"no exporter writes {BACKENDS[backend][2][0]} files for the {backend} backend")
         for quantize in ("float32", "int8") if fmt == "tflite" else ("float32",):
             # a C identifier: the C export names its functions after the file
-            options = ExportOptions(quantize=quantize, basename=f"{CASE.replace('-', '_')}_{quantize}")
-            if quantize != "float32":
-                options.calibration = calib
+            options = ExportOptions(quantize=quantize, basename=f"{CASE.replace('-', '_')}_{quantize}",
+                                    calibration=None if quantize == "float32" else calib)
             name = f"{backend}-{quantize}"
             files = export(spec, fmt, out / name, options)
             path = files[0]
