@@ -210,6 +210,9 @@ TRAIN = stacked(
                  help="Keep the learning rate, or decay it to 0 along a cosine over the run."),
     click.option("--recurrent-dropout", type=click.FloatRange(0.0, 0.9), default=0.0, show_default=True,
                  help="Fraction of the recurrent state dropped per training step (slower; regularises)."),
+    click.option("--state-noise", type=click.FloatRange(0.0), default=0.0, show_default=True,
+                 help="Train against noise of K int8 steps in every carried state (robust int8 exports; "
+                      "slower). The saved model is the plain layer. 0: off."),
     click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling)."),
     click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
                  help="Directory (or .keras path) to write the model, report and calibration data to."),
