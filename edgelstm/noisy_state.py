@@ -20,11 +20,29 @@ from __future__ import annotations
 RANGE_DECAY = 0.9999
 #: int8 levels on each side of zero: the rounding step of a symmetric range is range / 127.
 INT8_LEVELS = 127
+#: |c| an LSTM cell state may reach before ``cell_state_penalty`` acts: tanh(4) = 0.9993,
+#: so beyond it ``h = o * tanh(c)`` hardly changes and the range only coarsens int8 steps.
+CELL_STATE_BOUND = 4.0
 
 
-def noisy_cell(keras, kind: str, state_noise: float, **cell_args):
+def _penalised(ops, c, weight: float):
+    """``c`` unchanged, with the gradient of ``weight * mean(relu(|c| - bound)^2)`` (over
+    batch and units, summed over steps) added in the backward pass: a loss term on every
+    step's cell state without returning the states from the RNN loop."""
+    @ops.custom_gradient
+    def identity(c):
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            count = ops.cast(ops.size(c), c.dtype)
+            return upstream + weight * 2.0 * ops.relu(ops.abs(c) - CELL_STATE_BOUND) * ops.sign(c) / count
+        return ops.copy(c), grad
+    return identity(c)
+
+
+def noisy_cell(keras, kind: str, state_noise: float, cell_state_penalty: float = 0.0, **cell_args):
     """A Keras cell of ``kind`` ("LSTM", "GRU", "SimpleRNN") whose carried states get
-    int8-sized Gaussian noise while training (and only then)."""
+    int8-sized Gaussian noise while training (and only then); an LSTM's cell state also
+    the gradient of ``cell_state_penalty`` (``_penalised``)."""
     ops = keras.ops
     base = getattr(keras.layers, f"{kind}Cell")
 
@@ -38,13 +56,17 @@ def noisy_cell(keras, kind: str, state_noise: float, **cell_args):
 
         def call(self, inputs, states, training=False):
             output, new_states = super().call(inputs, states, training=training)
-            if not training or state_noise <= 0:
+            if not training:
                 return output, new_states
             nested = isinstance(new_states, (list, tuple))
             carried = list(new_states) if nested else [new_states]
+            if cell_state_penalty > 0 and kind == "LSTM":  # states (h, c)
+                carried[1] = _penalised(ops, carried[1], cell_state_penalty)
             seen = ops.stack([ops.max(ops.abs(ops.stop_gradient(s))) for s in carried])
             span = ops.maximum(self.state_range * RANGE_DECAY, seen)
             self.state_range.assign(span)
+            if state_noise <= 0:
+                return output, (carried if nested else carried[0])
             noisy = [s + keras.random.normal(ops.shape(s), stddev=1.0, seed=self.seed_generator)
                      * (state_noise * span[k] / INT8_LEVELS) for k, s in enumerate(carried)]
             return output, (noisy if nested else noisy[0])

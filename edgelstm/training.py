@@ -45,6 +45,9 @@ class TrainConfig:
     #: added to every carried state after every step (edgelstm/noisy_state.py); the
     #: saved model is the plain layer with the trained weights. 0: off.
     state_noise: float = 0.0
+    #: LSTM only, > 0: a loss term of this weight on every step's cell state beyond
+    #: |c| = 4 (``noisy_state.CELL_STATE_BOUND``), so int8 steps of ``c`` stay fine. 0: off.
+    cell_state_penalty: float = 0.0
 
 
 def build_model(data: datasets.Dataset, cfg: TrainConfig):
@@ -84,11 +87,15 @@ def recurrent_layer(keras, cfg: TrainConfig, **layer_args):
     """The standard Keras layer of ``cfg.cell``, or with ``cfg.state_noise`` the same cell
     trained against state noise inside ``keras.layers.RNN`` (same weights)."""
     cell_args = {"units": cfg.units, "activation": cfg.activation, "recurrent_dropout": cfg.recurrent_dropout}
-    if cfg.state_noise < 0 or not math.isfinite(cfg.state_noise):
-        raise UserError(f"--state-noise must be a finite number >= 0, got {cfg.state_noise}")
-    if cfg.state_noise == 0:
+    for name in ("state_noise", "cell_state_penalty"):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+    if cfg.cell_state_penalty and CELLS.get(cfg.cell) != "LSTM":
+        raise UserError("--cell-state-penalty applies to LSTM only (GRU and SimpleRNN states are bounded by tanh)")
+    if cfg.state_noise == 0 and cfg.cell_state_penalty == 0:
         return getattr(keras.layers, CELLS[cfg.cell])(**cell_args, **layer_args)
-    cell = noisy_state.noisy_cell(keras, CELLS[cfg.cell], cfg.state_noise, **cell_args)
+    cell = noisy_state.noisy_cell(keras, CELLS[cfg.cell], cfg.state_noise, cfg.cell_state_penalty, **cell_args)
     return keras.layers.RNN(cell, **layer_args)
 
 
@@ -133,8 +140,9 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
     epoch_seconds: list[float] = []
     history = model.fit(data.x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         verbose=0, shuffle=True, callbacks=[_epoch_callback(keras, progress, epoch_seconds)])
-    if cfg.state_noise > 0:  # save what export reads: the plain layers, trained weights
-        model = noisy_state.standard_model(keras, model, lambda: build_model(data, replace(cfg, state_noise=0.0)))
+    if cfg.state_noise > 0 or cfg.cell_state_penalty > 0:  # save what export reads: plain layers, trained weights
+        plain = replace(cfg, state_noise=0.0, cell_state_penalty=0.0)
+        model = noisy_state.standard_model(keras, model, lambda: build_model(data, plain))
     pred = np.asarray(model.predict(data.x_test, verbose=0))
     report = {
         "model": out.name,
