@@ -213,6 +213,9 @@ TRAIN = stacked(
     click.option("--state-noise", type=click.FloatRange(0.0), default=0.0, show_default=True,
                  help="Train against noise of K int8 steps in every carried state (robust int8 exports; "
                       "slower). The saved model is the plain layer. 0: off."),
+    click.option("--cell-state-penalty", type=click.FloatRange(0.0), default=0.0, show_default=True,
+                 help="LSTM: loss weight on every step's cell state beyond |c| = 4, so int8 steps of c stay "
+                      "fine. 0: off."),
     click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling)."),
     click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
                  help="Directory (or .keras path) to write the model, report and calibration data to."),

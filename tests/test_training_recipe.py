@@ -100,10 +100,36 @@ def test_state_noise_is_training_only_and_the_saved_model_is_the_plain_layer(cel
 
 def test_train_cli_state_noise_reaches_the_config_and_saves_a_plain_model(tmp_path):
     result = CliRunner().invoke(cli, ["train", "--dataset", "toy", "--units", "4", "--epochs", "1",
-                                      "--state-noise", "1.5", "-o", str(tmp_path)])
+                                      "--state-noise", "1.5", "--cell-state-penalty", "0.01", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "toy_lstm.report.json").read_text())["config"]["state_noise"] == 1.5
+    config = json.loads((tmp_path / "toy_lstm.report.json").read_text())["config"]
+    assert config["state_noise"] == 1.5 and config["cell_state_penalty"] == 0.01
     model = import_keras().saving.load_model(tmp_path / "toy_lstm.keras", safe_mode=True)
     assert type(model.get_layer("lstm_0")).__name__ == "LSTM"
     bad = CliRunner().invoke(cli, ["train", "--dataset", "toy", "--state-noise", "-1", "-o", str(tmp_path)])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+    gru = CliRunner().invoke(cli, ["train", "--dataset", "toy", "--cell", "gru", "--cell-state-penalty", "1",
+                                   "-o", str(tmp_path)])
+    assert gru.exit_code == 2 and "LSTM only" in gru.output
+
+
+def test_cell_state_penalty_adds_the_gradient_of_its_loss_term():
+    """The backward pass of the penalised cell state equals TensorFlow's gradient of the
+    written-out loss weight * mean(relu(|c| - bound)^2); the forward value is c itself."""
+    import tensorflow as tf
+
+    ops = import_keras().ops
+    c = tf.constant([[-6.0, -1.0, 3.0, 5.0, 10.0]])
+    w = tf.constant([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        y = training.noisy_state._penalised(ops, c, 0.5)
+        got = tape.gradient(tf.reduce_sum(y * w), c)
+    bound = training.noisy_state.CELL_STATE_BOUND
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        loss = tf.reduce_sum(c * w) + 0.5 * tf.reduce_mean(tf.nn.relu(tf.abs(c) - bound) ** 2)
+        want = tape.gradient(loss, c)
+    assert np.array_equal(np.asarray(y), np.asarray(c))
+    assert np.abs(np.asarray(got) - np.asarray(want)).max() < FLOAT_TOL
+    assert np.abs(np.asarray(got) - np.asarray(w)).max() > 1.0  # the term is not zero here (|c| = 10)
