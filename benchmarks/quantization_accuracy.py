@@ -2,7 +2,7 @@
 
     python benchmarks/quantization_accuracy.py [--seeds 0 1 2] [--units 32] [--out DIR]
         [--datasets pickupgesture acsf1 bleeding] [--jsonl rows.jsonl] [--table-from rows.jsonl]
-        [--cells lstm gru simple_rnn] [--recurrent-dropout 0.25] [--formats tflite,onnx]
+        [--cells lstm gru simple_rnn] [--recurrent-dropout 0.25] [--state-noise 1] [--cell-state-penalty 1e-3] [--formats tflite,onnx]
 
 Trains LSTM / GRU / SimpleRNN with every seed on PickupGestureWiimoteZ (10 gestures,
 variable length, front-padded to 361 steps), ACSF1 (10 appliances, 365-step power
@@ -64,7 +64,8 @@ TARGETS = {"int8": (0.98, 1.0, 0.05), "int16x8": (0.995, 1.0, 0.01)}
 
 def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path | None,
         formats: tuple[str, ...] | None = None, cells: tuple[str, ...] = CELLS,
-        recurrent_dropout: float = 0.0) -> list[dict]:
+        recurrent_dropout: float = 0.0, state_noise: float = 0.0,
+        cell_state_penalty: float = 0.0) -> list[dict]:
     rows = []
     for name in names:
         data = datasets.load(name)
@@ -73,7 +74,8 @@ def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path |
             lr, batch = RECIPE[data.task]
             cfg = TrainConfig(cell=cell, units=units, epochs=EPOCHS.get(name, 15), seed=seed,
                               learning_rate=lr, batch_size=batch, lr_schedule="cosine",
-                              recurrent_dropout=recurrent_dropout)
+                              recurrent_dropout=recurrent_dropout, state_noise=state_noise,
+                              cell_state_penalty=cell_state_penalty if cell == "lstm" else 0.0)
             report = train(data, cfg, out / name / f"seed{seed}")
             spec = spec_from_path(report["paths"][0])
             # The float model's own sensitivity to int8-sized state noise: when it changes
@@ -95,7 +97,9 @@ def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path |
                 float_size.setdefault(fmt, size)
                 r = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend=backend)
                 row = {"dataset": name, "cell": cell, "seed": seed, "format": fmt, "quantize": q, "bytes": size,
-                       "ratio": size / float_size[fmt], "state_noise_agreement": noise, **r}
+                       "ratio": size / float_size[fmt], "state_noise_agreement": noise,
+                       "train_state_noise": state_noise, "recurrent_dropout": recurrent_dropout,
+                       "cell_state_penalty": cfg.cell_state_penalty, **r}
                 rows.append(row)
                 if jsonl is not None:
                     with open(jsonl, "a") as fh:
@@ -171,6 +175,10 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS, help="recurrent cells to train")
     parser.add_argument("--recurrent-dropout", type=float, default=0.0,
                         help="train with this Keras recurrent_dropout (README: 0.25 for the GRU figures)")
+    parser.add_argument("--state-noise", type=float, default=0.0,
+                        help="train with state noise of K int8 steps (edgelstm train --state-noise)")
+    parser.add_argument("--cell-state-penalty", type=float, default=0.0,
+                        help="LSTM: train with this loss weight on |c| beyond 4 (edgelstm train --cell-state-penalty)")
     args = parser.parse_args()
     formats = tuple(args.formats.split(",")) if args.formats else None
     if args.table_from is not None:
@@ -178,11 +186,11 @@ def main() -> None:
     elif args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         rows = run(args.datasets, args.seeds, args.units, args.out, args.jsonl, formats, tuple(args.cells),
-                   args.recurrent_dropout)
+                   args.recurrent_dropout, args.state_noise, args.cell_state_penalty)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             rows = run(args.datasets, args.seeds, args.units, Path(tmp), args.jsonl, formats, tuple(args.cells),
-                       args.recurrent_dropout)
+                       args.recurrent_dropout, args.state_noise, args.cell_state_penalty)
     print(table(rows))
 
 

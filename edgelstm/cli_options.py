@@ -210,6 +210,12 @@ TRAIN = stacked(
                  help="Keep the learning rate, or decay it to 0 along a cosine over the run."),
     click.option("--recurrent-dropout", type=click.FloatRange(0.0, 0.9), default=0.0, show_default=True,
                  help="Fraction of the recurrent state dropped per training step (slower; regularises)."),
+    click.option("--state-noise", type=click.FloatRange(0.0), default=0.0, show_default=True,
+                 help="Train against noise of K int8 steps in every carried state, so quantized exports agree "
+                      "more (README: Quantization accuracy; slower). The saved model is the plain layer. 0: off."),
+    click.option("--cell-state-penalty", type=click.FloatRange(0.0), default=0.0, show_default=True,
+                 help="LSTM: loss weight on every step's cell state beyond |c| = 4, so int8 steps of c stay "
+                      "fine. 0: off."),
     click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling)."),
     click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
                  help="Directory (or .keras path) to write the model, report and calibration data to."),

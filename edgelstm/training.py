@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from edgelstm import datasets
+from edgelstm import datasets, noisy_state
 from edgelstm.core.metrics import class_accuracy  # not argmax: a sigmoid head has one column
 from edgelstm.core.errors import UserError, require_file
 
@@ -40,6 +41,13 @@ class TrainConfig:
     #: 1e-2 (batch 16, 150 epochs) lifted PickupGesture LSTM(32) from 38.7 % (30 epochs,
     #: 3e-3 constant) to 44-50 % and ACSF1 GRU(32) from 27 % to 50 % (docs/quantization.md).
     lr_schedule: str = "constant"
+    #: K > 0: train with Gaussian noise of K int8 steps (K x running max|state| / 127)
+    #: added to every carried state after every step (edgelstm/noisy_state.py); the
+    #: saved model is the plain layer with the trained weights. 0: off.
+    state_noise: float = 0.0
+    #: LSTM only, > 0: a loss term of this weight on every step's cell state beyond
+    #: |c| = 4 (``noisy_state.CELL_STATE_BOUND``), so int8 steps of ``c`` stay fine. 0: off.
+    cell_state_penalty: float = 0.0
 
 
 def build_model(data: datasets.Dataset, cfg: TrainConfig):
@@ -55,10 +63,8 @@ def build_model(data: datasets.Dataset, cfg: TrainConfig):
     norm = L.Normalization(axis=-1, name="input_scaling")
     norm.adapt(data.x_train.reshape(-1, data.features))
     layers = [keras.Input((None, data.features), name="x"), norm]
-    cls = getattr(L, CELLS[cfg.cell])
     for k in range(cfg.layers):
-        layers.append(cls(cfg.units, activation=cfg.activation, return_sequences=k < cfg.layers - 1,
-                          recurrent_dropout=cfg.recurrent_dropout, name=f"{cfg.cell}_{k}"))
+        layers.append(recurrent_layer(keras, cfg, return_sequences=k < cfg.layers - 1, name=f"{cfg.cell}_{k}"))
     if data.task == "classification":
         layers.append(L.Dense(len(data.class_names), activation="softmax", name="classes"))
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
@@ -75,6 +81,22 @@ def build_model(data: datasets.Dataset, cfg: TrainConfig):
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(keras, data, cfg), clipnorm=1.0),
                   loss=loss, metrics=metrics)
     return model
+
+
+def recurrent_layer(keras, cfg: TrainConfig, **layer_args):
+    """The standard Keras layer of ``cfg.cell``, or with ``cfg.state_noise`` the same cell
+    trained against state noise inside ``keras.layers.RNN`` (same weights)."""
+    cell_args = {"units": cfg.units, "activation": cfg.activation, "recurrent_dropout": cfg.recurrent_dropout}
+    for name in ("state_noise", "cell_state_penalty"):
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and value >= 0):
+            raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
+    if cfg.cell_state_penalty and CELLS.get(cfg.cell) != "LSTM":
+        raise UserError("--cell-state-penalty applies to LSTM only (GRU and SimpleRNN states are bounded by tanh)")
+    if cfg.state_noise == 0 and cfg.cell_state_penalty == 0:
+        return getattr(keras.layers, CELLS[cfg.cell])(**cell_args, **layer_args)
+    cell = noisy_state.noisy_cell(keras, CELLS[cfg.cell], cfg.state_noise, cfg.cell_state_penalty, **cell_args)
+    return keras.layers.RNN(cell, **layer_args)
 
 
 def learning_rate(keras, data: datasets.Dataset, cfg: TrainConfig):
@@ -118,6 +140,9 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
     epoch_seconds: list[float] = []
     history = model.fit(data.x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
                         verbose=0, shuffle=True, callbacks=[_epoch_callback(keras, progress, epoch_seconds)])
+    if cfg.state_noise > 0 or cfg.cell_state_penalty > 0:  # save what export reads: plain layers, trained weights
+        plain = replace(cfg, state_noise=0.0, cell_state_penalty=0.0)
+        model = noisy_state.standard_model(keras, model, lambda: build_model(data, plain))
     pred = np.asarray(model.predict(data.x_test, verbose=0))
     report = {
         "model": out.name,

@@ -66,3 +66,70 @@ def test_train_cli_records_the_recipe(tmp_path):
     assert result.exit_code == 0, result.output
     config = json.loads((tmp_path / "toy_lstm.report.json").read_text())["config"]
     assert config["lr_schedule"] == "cosine" and config["recurrent_dropout"] == 0.1
+
+
+#: state noise of 2 int8 steps on a 6-step stream: a training-mode run must move the
+#: output by more than float rounding (measured ~5e-3 on LSTM(5)).
+NOISE_VISIBLE = 1e-4
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+def test_state_noise_is_training_only_and_the_saved_model_is_the_plain_layer(cell, tmp_path):
+    """The noisy cell perturbs training runs only; `train` saves the standard Keras layer with
+    the trained weights: it loads in safe mode, equals the trained model with the noise off,
+    and its numpy reference matches Keras."""
+    keras = import_keras()
+    data = small_data()
+    cfg = training.TrainConfig(cell=cell, units=5, epochs=2, batch_size=8, state_noise=2.0)
+    trained = training.build_model(data, cfg)
+    assert type(trained.get_layer(f"{cell}_0")).__name__ == "RNN"
+    trained.fit(data.x_train, data.y_train, epochs=2, batch_size=8, verbose=0)
+    clean = np.asarray(trained(data.x_test))
+    assert np.abs(np.asarray(trained(data.x_test, training=True)) - clean).max() > NOISE_VISIBLE
+    assert np.array_equal(np.asarray(trained(data.x_test)), clean)
+    plain = training.noisy_state.standard_model(
+        keras, trained, lambda: training.build_model(data, training.TrainConfig(cell=cell, units=5)))
+    plain.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    layer = loaded.get_layer(f"{cell}_0")
+    assert type(layer).__name__ == training.CELLS[cell] and not any("state_range" in w.path for w in loaded.weights)
+    assert np.abs(np.asarray(loaded.predict(data.x_test, verbose=0)) - clean).max() < FLOAT_TOL
+    got, _ = reference.run_sequence(spec_from_keras(loaded), data.x_test)
+    assert np.abs(got[:, -1] - clean).max() < FLOAT_TOL
+
+
+def test_train_cli_state_noise_reaches_the_config_and_saves_a_plain_model(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--dataset", "toy", "--units", "4", "--epochs", "1",
+                                      "--state-noise", "1.5", "--cell-state-penalty", "0.01", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "toy_lstm.report.json").read_text())["config"]
+    assert config["state_noise"] == 1.5 and config["cell_state_penalty"] == 0.01
+    model = import_keras().saving.load_model(tmp_path / "toy_lstm.keras", safe_mode=True)
+    assert type(model.get_layer("lstm_0")).__name__ == "LSTM"
+    bad = CliRunner().invoke(cli, ["train", "--dataset", "toy", "--state-noise", "-1", "-o", str(tmp_path)])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    gru = CliRunner().invoke(cli, ["train", "--dataset", "toy", "--cell", "gru", "--cell-state-penalty", "1",
+                                   "-o", str(tmp_path)])
+    assert gru.exit_code == 2 and "LSTM only" in gru.output
+
+
+def test_cell_state_penalty_adds_the_gradient_of_its_loss_term():
+    """The backward pass of the penalised cell state equals TensorFlow's gradient of the
+    written-out loss weight * mean(relu(|c| - bound)^2); the forward value is c itself."""
+    import tensorflow as tf
+
+    ops = import_keras().ops
+    c = tf.constant([[-6.0, -1.0, 3.0, 5.0, 10.0]])
+    w = tf.constant([[1.0, 2.0, 3.0, 4.0, 5.0]])
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        y = training.noisy_state._penalised(ops, c, 0.5)
+        got = tape.gradient(tf.reduce_sum(y * w), c)
+    bound = training.noisy_state.CELL_STATE_BOUND
+    with tf.GradientTape() as tape:
+        tape.watch(c)
+        loss = tf.reduce_sum(c * w) + 0.5 * tf.reduce_mean(tf.nn.relu(tf.abs(c) - bound) ** 2)
+        want = tape.gradient(loss, c)
+    assert np.array_equal(np.asarray(y), np.asarray(c))
+    assert np.abs(np.asarray(got) - np.asarray(want)).max() < FLOAT_TOL
+    assert np.abs(np.asarray(got) - np.asarray(w)).max() > 1.0  # the term is not zero here (|c| = 10)
