@@ -2,7 +2,8 @@
 
     python benchmarks/quantization_accuracy.py [--seeds 0 1 2] [--units 32] [--out DIR]
         [--datasets pickupgesture acsf1 bleeding] [--jsonl rows.jsonl] [--table-from rows.jsonl]
-        [--cells lstm gru simple_rnn] [--recurrent-dropout 0.25] [--state-noise 1] [--cell-state-penalty 1e-3] [--formats tflite,onnx]
+        [--cells lstm gru simple_rnn] [--recurrent-dropout 0.25] [--state-noise 1]
+        [--cell-state-penalty 1e-3] [--formats tflite,onnx]
 
 Trains LSTM / GRU / SimpleRNN with every seed on PickupGestureWiimoteZ (10 gestures,
 variable length, front-padded to 361 steps), ACSF1 (10 appliances, 365-step power
