@@ -6,7 +6,9 @@ Every exporter module has ``export(spec, out_dir, options, warn) -> (files, desc
 pipeline: it settles the data once (calibration vs held-out), runs the exporter, checks
 every step-mode artifact against the float numpy reference, through the runtime, and
 then writes ``<artifact>.json`` once: the embedded description plus that check
-(``verification``), so the two can never disagree.
+(``verification``), so the two can never disagree. An exporter writes into the
+pipeline's own temporary directory, which is moved into place only after the check, so
+an exporter needs no atomic writes of its own.
 
 Nothing here or in an exporter prints: what an export has to say (its check line,
 warnings, notes) goes to the ``echo`` callback the caller passes, one line per call. The
@@ -32,6 +34,11 @@ VERIFY_SEQUENCES, VERIFY_STEPS = 16, 400
 #: Quantizations whose ranges come from calibration data (the others need none, so the
 #: check on write may use all the data given).
 CALIBRATED = ("int8", "int16x8")
+
+#: Said once per export (or once per ``edgelstm export`` call) when a calibrated
+#: quantization has no real data to calibrate on.
+SYNTHETIC_CALIBRATION = ("warning: no real calibration data; calibrating on synthetic inputs, so the "
+                         "quantization ranges may not fit real data (pass --calibration-data)")
 
 #: format -> (module, default file suffix)
 EXPORTERS = {
@@ -121,8 +128,7 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
                         "checked on write)")
     options = settle_data(options)
     if options.quantize in CALIBRATED and options.calibration is None:
-        echo("warning: no real calibration data; calibrating on synthetic inputs, so the "
-             "quantization ranges may not fit real data (pass --calibration-data)")
+        echo(SYNTHETIC_CALIBRATION)
     out_dir = Path(out_dir)
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +142,7 @@ def export(spec, fmt: str, out_dir: str | Path, options: ExportOptions | None = 
 
 def settle_data(options: ExportOptions) -> ExportOptions:
     """The options an exporter and the check on write see: the one place an export
-    separates calibration from held-out data (``calibration.split_heldout``).
+    separates calibration from held-out data (``sequences.split_heldout``).
 
     Held-out data given (the CLI resolves both, ``calibration.resolve``): as given. Else a
     calibrated quantization holds a fifth of the calibration data out, so the check sees
@@ -204,21 +210,21 @@ def measure(spec, path: Path, options: ExportOptions, echo=None) -> dict | None:
     return the figures (None when they could not be measured).
 
     Data: ``options.heldout`` (+ targets, never the sequences calibration used: see
-    ``calibration.split_heldout``), else synthetic inputs of the model's own window
+    ``sequences.split_heldout``), else synthetic inputs of the model's own window
     length. The line and ``verification.data`` say which. A failed measurement is a
     warning: the file is written. ``echo`` receives the lines (default: the logger).
     """
     import numpy as np
 
     from edgelstm.converters.accuracy import compare_artifact, format_loss
-    from edgelstm.converters.sequences import synthetic_sequences
+    from edgelstm.converters.sequences import DEFAULT_WINDOW, synthetic_sequences
 
     echo = echo or log_line
     data, targets = options.heldout, options.heldout_targets
     synthetic = bool(options.calibration_synthetic)
     source = options.heldout_source
     if data is None:
-        steps = min(spec.seq_len or 100, VERIFY_STEPS)
+        steps = min(spec.seq_len or DEFAULT_WINDOW, VERIFY_STEPS)
         data, synthetic = synthetic_sequences(spec, n=VERIFY_SEQUENCES, steps=steps, seed=1), True
     if synthetic:
         source = "synthetic inputs"

@@ -474,11 +474,7 @@ static void {layer.fn}(const int16_t x[L{i}_IN], int16_t h[L{i}_UNITS], int16_t 
 def gru(layer: QLayer) -> str:
     """GRU as C: reset_after (the Keras default, reset gate after the recurrent product)
     and the original cell (reset gate on h before it) are two different functions."""
-    kernel, recurrent = layer.layer.weights["kernel"], layer.layer.weights["recurrent_kernel"]
-    both = np.concatenate([kernel, recurrent], axis=0)
-    if layer.layer.reset_after:
-        return _gru_reset_after(layer, kernel, recurrent, both)
-    return _gru_reset_before(layer, both)
+    return c_source.gru_variant(layer, _gru_reset_after, _gru_reset_before)
 
 
 #: 1.0 in the Q15.16 gate values of the generated C.

@@ -428,11 +428,18 @@ static void {layer.fn}(const float x[L{i}_IN], float h[L{i}_UNITS], float c[L{i}
 def gru(layer: Layer) -> str:
     """GRU as C: reset_after (the Keras default, reset gate after the recurrent product)
     and the original cell (reset gate on h before it) are two different functions."""
+    return gru_variant(layer, _gru_reset_after, _gru_reset_before)
+
+
+def gru_variant(layer, reset_after, reset_before) -> str:
+    """The C of ``layer`` (a GRU, float or integer) from the writer of its variant:
+    ``reset_after(layer, kernel, recurrent, [kernel; recurrent])`` or
+    ``reset_before(layer, [kernel; recurrent])``."""
     kernel, recurrent = layer.layer.weights["kernel"], layer.layer.weights["recurrent_kernel"]
     both = np.concatenate([kernel, recurrent], axis=0)
     if layer.layer.reset_after:
-        return _gru_reset_after(layer, kernel, recurrent, both)
-    return _gru_reset_before(layer, both)
+        return reset_after(layer, kernel, recurrent, both)
+    return reset_before(layer, both)
 
 
 def _gru_reset_after(layer: Layer, kernel: np.ndarray, recurrent: np.ndarray, both: np.ndarray) -> str:
@@ -769,13 +776,11 @@ void {name}_step({name}_state_t *s, const float in[{name}_INPUTS], float out[{na
 """
 
 
-def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> tuple[list[Path], dict]:
     name = options.basename
     extra = {"synthetic": bool(options.calibration_synthetic)} if options.quantize == "int16x8" else {}
     header, source, desc = generate(spec, name, options.quantize, options.calibration, **extra)
     h_path, c_path = out_dir / f"{name}.h", out_dir / f"{name}.c"
-    for path, text in ((h_path, header), (c_path, source)):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+    h_path.write_text(header)
+    c_path.write_text(source)
     return [c_path, h_path], desc

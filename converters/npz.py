@@ -10,6 +10,6 @@ QUANTIZATIONS = ("float32",)
 MODES = ("step",)
 
 
-def export(spec, out_dir: Path, options, warn) -> list[Path]:
+def export(spec, out_dir: Path, options, warn) -> tuple[list[Path], dict]:
     path = spec.save_npz(out_dir / f"{options.basename}.npz")
     return [path], describe(spec, "npz")

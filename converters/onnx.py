@@ -263,7 +263,7 @@ def check(model: onnx.ModelProto) -> None:
         raise RuntimeError(f"the exported ONNX model does not pass onnx.checker: {exc}") from exc
 
 
-def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> tuple[list[Path], dict]:
     opset = check_opset(options.opset)
     mode, quantize = options.mode, options.quantize
     seq_len = (options.seq_len or spec.seq_len) if mode == "sequence" else None
@@ -273,7 +273,7 @@ def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
     model = build_model(spec, mode, opset, float_desc)
     check(model)
     if quantize == "float32":
-        _save(model, path)
+        onnx.save_model(model, path)
         return [path], float_desc
 
     model = _quantize_dynamic(model)
@@ -295,14 +295,8 @@ def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
         warn(f"note: {desc['quantize_note']}")
     set_description(model, desc)
     check(model)
-    _save(model, path)
+    onnx.save_model(model, path)
     return [path], desc
-
-
-def _save(model: onnx.ModelProto, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save_model(model, tmp)
-    tmp.replace(path)
 
 
 def _quantize_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:

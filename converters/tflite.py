@@ -371,7 +371,7 @@ def load_job(tmp: Path):
 
 
 # -- export ----------------------------------------------------------------------------
-def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
+def export(spec: ModelSpec, out_dir: Path, options, warn) -> tuple[list[Path], dict]:
     """Write ``<basename>.tflite`` and its ``.json``.
 
     int8 / int16x8 calibrate on ``options.calibration`` (``converters.export`` has taken
@@ -397,7 +397,5 @@ def export(spec: ModelSpec, out_dir: Path, options, warn) -> list[Path]:
                  "or use int16x8")
     data, desc = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, options.timeout)
     path = Path(out_dir) / f"{options.basename}.tflite"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    path.write_bytes(data)
     return [path], desc

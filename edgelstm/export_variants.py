@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
-from edgelstm.converters import CALIBRATED
+from edgelstm.converters import CALIBRATED, SYNTHETIC_CALIBRATION
 from edgelstm.converters.naming import artifact_basename
 from edgelstm.core.errors import UserError
 
@@ -97,8 +97,7 @@ def export_variants(spec, model_path: Path, todo: list[tuple[str, str]], out_dir
 
     data = resolve(spec, model_path, calibration_file, seq_len)
     if data.synthetic and any(q in CALIBRATED for _, q in todo):
-        echo("warning: no real calibration data (give --calibration-data); using synthetic "
-             "sequences, so quantization ranges may not fit real inputs")
+        echo(SYNTHETIC_CALIBRATION)  # once for every variant (the pipeline sees synthetic data as given)
     x_held, y_held = data.heldout
     for fmt, quantize in todo:
         basename = (name if name and len(todo) == 1

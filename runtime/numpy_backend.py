@@ -20,6 +20,7 @@ class NumpyBackend:
         self.description = describe(self.spec, "npz")
         io = self.interface = StepInterface.from_spec(self.spec)
         self.input_size, self.output_size, self.state_sizes = io.input_size, io.output_size, io.state_sizes
+        self._names = reference.layer_state_names(self.spec)  # once, not on every step
 
     def run(self, x: np.ndarray, state: dict[str, np.ndarray]):
-        return reference.step(self.spec, x, state)
+        return reference.step(self.spec, x, state, self._names)

@@ -140,15 +140,17 @@ def zero_state(spec: ModelSpec, batch: int = 1) -> dict[str, np.ndarray]:
     return {s.name: np.zeros((batch, s.size), np.float32) for s in spec.state_specs()}
 
 
-def step(spec: ModelSpec, x: np.ndarray, state: dict[str, np.ndarray]):
+def step(spec: ModelSpec, x: np.ndarray, state: dict[str, np.ndarray], names: list[tuple[str, ...]] | None = None):
     """Advance every stream one timestep.
 
     Returns (outputs, new_state). For a model whose last recurrent layer has
     return_sequences=False, the output at step t is what Keras returns for the prefix
     of length t+1: a recurrent layer is causal, so this is the streaming meaning.
+    ``names``: ``layer_state_names(spec)``, passed by callers that step many times so
+    the names are not rebuilt every step.
     """
     new_state = {}
-    for layer, names in zip(spec.layers, layer_state_names(spec)):
+    for layer, names in zip(spec.layers, names or layer_state_names(spec)):
         x, new = LAYERS[layer.kind](layer, x, [state[n] for n in names])
         new_state.update(zip(names, new))
     return x, new_state
@@ -162,9 +164,9 @@ def run_sequence(spec: ModelSpec, xs: np.ndarray, state: dict[str, np.ndarray] |
     xs = np.asarray(xs, np.float32)
     if state is None:
         state = zero_state(spec, xs.shape[0])
-    outs = []
+    outs, names = [], layer_state_names(spec)
     for t in range(xs.shape[1]):
-        y, state = step(spec, xs[:, t, :], state)
+        y, state = step(spec, xs[:, t, :], state, names)
         outs.append(y)
     return np.stack(outs, axis=1), state
 
