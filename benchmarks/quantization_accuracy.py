@@ -65,8 +65,10 @@ TARGETS = {"int8": (0.98, 1.0, 0.05), "int16x8": (0.995, 1.0, 0.01)}
 
 def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path | None,
         formats: tuple[str, ...] | None = None, cells: tuple[str, ...] = CELLS,
-        recurrent_dropout: float = 0.0, state_noise: float = 0.0,
-        cell_state_penalty: float = 0.0) -> list[dict]:
+        recipe: dict | None = None) -> list[dict]:
+    """``recipe``: TrainConfig fields on top of the benchmark's (recurrent_dropout,
+    state_noise, cell_state_penalty, quant_aware_epochs); the cell-state penalty is LSTM only."""
+    recipe = recipe or {}
     rows = []
     for name in names:
         data = datasets.load(name)
@@ -75,8 +77,8 @@ def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path |
             lr, batch = RECIPE[data.task]
             cfg = TrainConfig(cell=cell, units=units, epochs=EPOCHS.get(name, 15), seed=seed,
                               learning_rate=lr, batch_size=batch, lr_schedule="cosine",
-                              recurrent_dropout=recurrent_dropout, state_noise=state_noise,
-                              cell_state_penalty=cell_state_penalty if cell == "lstm" else 0.0)
+                              **{**recipe, "cell_state_penalty": recipe.get("cell_state_penalty", 0.0)
+                                 if cell == "lstm" else 0.0})
             report = train(data, cfg, out / name / f"seed{seed}")
             spec = spec_from_path(report["paths"][0])
             # The float model's own sensitivity to int8-sized state noise: when it changes
@@ -99,8 +101,8 @@ def run(names: list[str], seeds: list[int], units: int, out: Path, jsonl: Path |
                 r = compare_artifact(spec, path, data.x_test, targets=data.y_test, backend=backend)
                 row = {"dataset": name, "cell": cell, "seed": seed, "format": fmt, "quantize": q, "bytes": size,
                        "ratio": size / float_size[fmt], "state_noise_agreement": noise,
-                       "train_state_noise": state_noise, "recurrent_dropout": recurrent_dropout,
-                       "cell_state_penalty": cfg.cell_state_penalty, **r}
+                       "train_state_noise": cfg.state_noise, "recurrent_dropout": cfg.recurrent_dropout,
+                       "cell_state_penalty": cfg.cell_state_penalty, "quant_aware_epochs": cfg.quant_aware_epochs, **r}
                 rows.append(row)
                 if jsonl is not None:
                     with open(jsonl, "a") as fh:
@@ -180,18 +182,21 @@ def main() -> None:
                         help="train with state noise of K int8 steps (edgelstm train --state-noise)")
     parser.add_argument("--cell-state-penalty", type=float, default=0.0,
                         help="LSTM: train with this loss weight on |c| beyond 4 (edgelstm train --cell-state-penalty)")
+    parser.add_argument("--quant-aware-epochs", type=int, default=0,
+                        help="then fine-tune N epochs quantization-aware (edgelstm train --quant-aware-epochs)")
     args = parser.parse_args()
+    recipe = {"recurrent_dropout": args.recurrent_dropout, "state_noise": args.state_noise,
+              "cell_state_penalty": args.cell_state_penalty, "quant_aware_epochs": args.quant_aware_epochs}
     formats = tuple(args.formats.split(",")) if args.formats else None
     if args.table_from is not None:
         rows = [json.loads(line) for line in args.table_from.read_text().splitlines() if line.strip()]
     elif args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        rows = run(args.datasets, args.seeds, args.units, args.out, args.jsonl, formats, tuple(args.cells),
-                   args.recurrent_dropout, args.state_noise, args.cell_state_penalty)
+        rows = run(args.datasets, args.seeds, args.units, args.out, args.jsonl, formats, tuple(args.cells), recipe)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             rows = run(args.datasets, args.seeds, args.units, Path(tmp), args.jsonl, formats, tuple(args.cells),
-                       args.recurrent_dropout, args.state_noise, args.cell_state_penalty)
+                       recipe)
     print(table(rows))
 
 

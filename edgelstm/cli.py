@@ -192,7 +192,8 @@ def train(dataset, csv_path, target, task, window, output, **config):
     data = options.training_data(dataset, csv_path, target, task, window)
     import_keras()  # in a lean install: one line naming the extra, before any progress bar
     cfg = training.TrainConfig(**config)  # the options are named as its fields
-    with epoch_progress(f"training {cfg.cell.upper()}({cfg.units}) on {data.name}", cfg.epochs) as progress:
+    epochs = cfg.epochs + cfg.quant_aware_epochs  # the fine-tuning epochs follow on the same bar
+    with epoch_progress(f"training {cfg.cell.upper()}({cfg.units}) on {data.name}", epochs) as progress:
         report = training.train(data, cfg, output, progress=progress)
     click.echo(f"held-out metrics: {json.dumps(report['metrics'])}")
     for path in report["paths"]:

@@ -216,6 +216,10 @@ TRAIN = stacked(
     click.option("--cell-state-penalty", type=click.FloatRange(0.0), default=0.0, show_default=True,
                  help="LSTM: loss weight on every step's cell state beyond |c| = 4, so int8 steps of c stay "
                       "fine. 0: off."),
+    click.option("--quant-aware-epochs", type=click.IntRange(0), default=0, show_default=True,
+                 help="After --epochs, fine-tune this many epochs at a tenth of --lr with every tensor of the "
+                      "int8 step graph rounded to 8 bits (quantization-aware; slower). The saved model is the "
+                      "plain layer. 0: off."),
     click.option("--seed", type=int, default=0, show_default=True, help="Random seed (weights, shuffling)."),
     click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models"), show_default=True,
                  help="Directory (or .keras path) to write the model, report and calibration data to."),

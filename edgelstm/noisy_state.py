@@ -23,6 +23,9 @@ INT8_LEVELS = 127
 #: |c| an LSTM cell state may reach before ``cell_state_penalty`` acts: tanh(4) = 0.9993,
 #: so beyond it ``h = o * tanh(c)`` hardly changes and the range only coarsens int8 steps.
 CELL_STATE_BOUND = 4.0
+#: Cell variables that are training bookkeeping (this module's and quant_aware's): not
+#: copied into the saved model.
+TRAINING_ONLY = ("state_range", "quant_range", "quant_on")
 
 
 def _penalised(ops, c, weight: float):
@@ -74,18 +77,25 @@ def noisy_cell(keras, kind: str, state_noise: float, cell_state_penalty: float =
     return NoisyStateCell(**cell_args)
 
 
+def copy_weights(source_model, target_model) -> None:
+    """Every layer's own weights from ``source_model`` into ``target_model``, by layer name
+    and in order; training bookkeeping (``TRAINING_ONLY``) on either side is left out."""
+    for layer in target_model.layers:
+        source = source_model.get_layer(layer.name)
+        weights = [w for w in source.weights if not w.path.endswith(TRAINING_ONLY)]
+        targets = [w for w in layer.weights if not w.path.endswith(TRAINING_ONLY)]
+        if len(weights) != len(targets):
+            raise RuntimeError(f"layer {layer.name}: {len(weights)} trained weights for {len(targets)}")
+        for target, value in zip(targets, weights):
+            target.assign(value)
+
+
 def standard_model(keras, trained, build):
     """The model ``build()`` returns (the same architecture with standard recurrent layers),
     holding ``trained``'s weights, layer by layer by name; a cell's ``state_range`` is
     training bookkeeping and is left behind."""
     plain = build()
-    for layer in plain.layers:
-        source = trained.get_layer(layer.name)
-        weights = [w for w in source.weights if not w.path.endswith("state_range")]
-        if len(weights) != len(layer.weights):
-            raise RuntimeError(f"layer {layer.name}: {len(weights)} trained weights for {len(layer.weights)}")
-        for target, value in zip(layer.weights, weights):
-            target.assign(value)
+    copy_weights(trained, plain)
     # The optimizer's moments too (same trainable variables, same order), so a model
     # loaded with compile=True resumes training where it stopped, without a warning.
     if plain.optimizer is not None and trained.optimizer is not None and trained.optimizer.built:

@@ -16,10 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from edgelstm import datasets, noisy_state
+from edgelstm import datasets, noisy_state, quant_aware
 from edgelstm.core.metrics import class_accuracy  # not argmax: a sigmoid head has one column
 from edgelstm.core.errors import UserError, require_file
 
+#: The fine-tuning phase of ``quant_aware_epochs`` runs at this fraction of the learning
+#: rate: rounding every tensor from the first epoch at the benchmark's 1e-2 diverged
+#: (PickupGesture LSTM(32): loss 1.34 at epoch 15, NaN from epoch 36), as did rounding
+#: from epoch 50 of 100 on the same cosine schedule (ACSF1 LSTM: NaN at epoch 65).
+QUANT_AWARE_LR = 0.1
 CELLS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN", "rnn": "SimpleRNN"}
 
 
@@ -48,6 +53,13 @@ class TrainConfig:
     #: LSTM only, > 0: a loss term of this weight on every step's cell state beyond
     #: |c| = 4 (``noisy_state.CELL_STATE_BOUND``), so int8 steps of ``c`` stay fine. 0: off.
     cell_state_penalty: float = 0.0
+    #: N > 0: after the ``epochs`` of float training, N epochs of quantization-aware
+    #: fine-tuning at a tenth of the learning rate, the cell computing every step with each
+    #: tensor of the int8 step graph rounded to 8 bits (edgelstm/quant_aware.py); the saved
+    #: model is the plain layer with the tuned weights. 0: off.
+    quant_aware_epochs: int = 0
+    #: Internal: build the quantization-aware cell (the fine-tuning phase of ``train``).
+    quant_aware_phase: bool = False
 
 
 def build_model(data: datasets.Dataset, cfg: TrainConfig):
@@ -93,6 +105,13 @@ def recurrent_layer(keras, cfg: TrainConfig, **layer_args):
             raise UserError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {value}")
     if cfg.cell_state_penalty and CELLS.get(cfg.cell) != "LSTM":
         raise UserError("--cell-state-penalty applies to LSTM only (GRU and SimpleRNN states are bounded by tanh)")
+    if cfg.quant_aware_epochs < 0:
+        raise UserError(f"--quant-aware-epochs must be >= 0, got {cfg.quant_aware_epochs}")
+    if cfg.quant_aware_epochs and (cfg.state_noise or cfg.cell_state_penalty or cfg.recurrent_dropout):
+        raise UserError("--quant-aware-epochs does not combine with --state-noise, --cell-state-penalty "
+                        "or --recurrent-dropout")
+    if cfg.quant_aware_epochs and cfg.quant_aware_phase:
+        return keras.layers.RNN(quant_aware.quant_aware_cell(keras, CELLS[cfg.cell], **cell_args), **layer_args)
     if cfg.state_noise == 0 and cfg.cell_state_penalty == 0:
         return getattr(keras.layers, CELLS[cfg.cell])(**cell_args, **layer_args)
     cell = noisy_state.noisy_cell(keras, CELLS[cfg.cell], cfg.state_noise, cfg.cell_state_penalty, **cell_args)
@@ -138,11 +157,15 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
     model = build_model(data, cfg)
     y_train = data.y_train if data.task == "classification" else data.y_train.astype(np.float32)
     epoch_seconds: list[float] = []
+    callbacks = [_epoch_callback(keras, progress, epoch_seconds)]
     history = model.fit(data.x_train, y_train, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                        verbose=0, shuffle=True, callbacks=[_epoch_callback(keras, progress, epoch_seconds)])
+                        verbose=0, shuffle=True, callbacks=callbacks)
+    losses = _finite_losses(history, cfg.epochs)
     if cfg.state_noise > 0 or cfg.cell_state_penalty > 0:  # save what export reads: plain layers, trained weights
-        plain = replace(cfg, state_noise=0.0, cell_state_penalty=0.0)
-        model = noisy_state.standard_model(keras, model, lambda: build_model(data, plain))
+        model = noisy_state.standard_model(keras, model, lambda: build_model(data, plain_config(cfg)))
+    if cfg.quant_aware_epochs:
+        model, tuned = _fine_tune_quant_aware(keras, data, cfg, model, y_train, callbacks)
+        losses += tuned
     pred = np.asarray(model.predict(data.x_test, verbose=0))
     report = {
         "model": out.name,
@@ -155,8 +178,8 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
         "config": cfg.__dict__,
         "train_samples": int(len(data.x_train)),
         "test_samples": int(len(data.x_test)),
-        "final_train_loss": float(history.history["loss"][-1]),
-        "loss_history": [float(v) for v in history.history["loss"]],
+        "final_train_loss": losses[-1],
+        "loss_history": losses,
         "epoch_seconds": epoch_seconds,
         "metrics": evaluate(data, pred),
     }
@@ -167,6 +190,35 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
              y=np.asarray(data.y_train), x_test=data.x_test.astype(np.float32), y_test=np.asarray(data.y_test))
     report["paths"] = [str(out), str(out.with_suffix(".report.json")), str(out.with_suffix(".calibration.npz"))]
     return report
+
+
+def plain_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with every training-only cell variant off: the architecture that is saved."""
+    return replace(cfg, state_noise=0.0, cell_state_penalty=0.0, quant_aware_phase=False)
+
+
+def _finite_losses(history, epochs: int, phase: str = "") -> list[float]:
+    """The epochs' losses; a user error (nothing is saved) once one is NaN or infinite."""
+    losses = [float(v) for v in history.history["loss"]]
+    if not all(math.isfinite(v) for v in losses):
+        first = next(k for k, v in enumerate(losses) if not math.isfinite(v))
+        raise UserError(f"training diverged: the loss is {losses[first]} from epoch {first + 1} of "
+                        f"{epochs}{phase}; try a lower --lr")
+    return losses
+
+
+def _fine_tune_quant_aware(keras, data: datasets.Dataset, cfg: TrainConfig, trained, y_train, callbacks):
+    """(plain model, losses): ``trained``'s weights fine-tuned for ``cfg.quant_aware_epochs``
+    with the int8 step graph's rounding in the loop, at ``QUANT_AWARE_LR`` of the rate."""
+    tune = replace(cfg, epochs=cfg.quant_aware_epochs, learning_rate=cfg.learning_rate * QUANT_AWARE_LR,
+                   quant_aware_phase=True)
+    model = build_model(data, tune)
+    noisy_state.copy_weights(trained, model)
+    quant_aware.calibrate(model, data.x_train, cfg.batch_size)
+    history = model.fit(data.x_train, y_train, epochs=tune.epochs, batch_size=cfg.batch_size,
+                        verbose=0, shuffle=True, callbacks=callbacks)
+    losses = _finite_losses(history, tune.epochs, " of the quantization-aware fine-tuning")
+    return noisy_state.standard_model(keras, model, lambda: build_model(data, plain_config(cfg))), losses
 
 
 def evaluate(data: datasets.Dataset, pred: np.ndarray) -> dict:
