@@ -1,4 +1,4 @@
-"""Training with the int8 step graph's rounding in the loop (``edgelstm train --quant-aware``).
+"""Training with the int8 step graph's rounding in the loop (``edgelstm train --quant-aware-epochs N``).
 
 The int8 TFLite step graph (converters/tflite_graph.py, quantized form) rounds every
 tensor it computes to 256 levels of that tensor's calibrated range: the input, each
@@ -11,9 +11,13 @@ straight-through gradient (1 inside the range, 0 outside) in the backward pass, 
 graph's own operation order.
 
 It fine-tunes a float-trained model (``training.train`` with ``quant_aware_epochs``):
-``calibrate`` first settles the ranges with the rounding off. Ranges are per tensor, as int8 calibrates them: a running minimum and maximum over the
-steps seen, each decaying toward 0 by ``RANGE_DECAY`` per step so a range the training
-has shrunk stops setting the rounding. The input is rounded after the model's input
+``calibrate`` first settles the ranges with the rounding off. Ranges are per tensor, as
+int8 calibrates them: a running minimum and maximum over the steps seen, each decaying
+toward 0 by ``RANGE_DECAY`` per step so a range the training has shrunk stops setting
+the rounding; the LSTM's incoming cell state on an estimate of its percentiles, the
+LOGISTIC / TANH outputs on TFLite's fixed ranges. Measured on the bundled datasets
+(docs/quantization.md, section 6), it does not lift int8 agreement with float: int8
+already agrees on every training case, and the disagreements are on held-out ones. The input is rounded after the model's input
 scaling, which is the same per-tensor rounding as the export's (it quantizes the raw
 input) for one feature and an approximation for several. Nothing changes at inference:
 ``noisy_state.standard_model`` copies the trained weights into the plain Keras layer,
@@ -37,7 +41,8 @@ QUANTILE_RATE = 1e-2
 CELL_STATE_PERCENTILE = 99.0
 #: int8 levels - 1: a range [lo, hi] rounds in steps of (hi - lo) / 255.
 INT8_STEPS = 255.0
-#: Rounding points per cell kind (the int8 graph's tensors, in ``_step_*`` order).
+#: Rounding points per cell kind (the int8 graph's tensors, in ``_step_*`` order; the
+#: incoming states and the input first).
 POINTS = {"LSTM": 2 + 1 + 4 * 3 + 4 + 5, "GRU": 1 + 1 + 6 + 2 + 2 + 3 + 4, "SimpleRNN": 1 + 1 + 3 + 1}
 
 
