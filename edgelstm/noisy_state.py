@@ -92,8 +92,8 @@ def copy_weights(source_model, target_model) -> None:
 
 def standard_model(keras, trained, build):
     """The model ``build()`` returns (the same architecture with standard recurrent layers),
-    holding ``trained``'s weights, layer by layer by name; a cell's ``state_range`` is
-    training bookkeeping and is left behind."""
+    holding ``trained``'s weights, layer by layer by name (``copy_weights``: training
+    bookkeeping is left behind)."""
     plain = build()
     copy_weights(trained, plain)
     # The optimizer's moments too (same trainable variables, same order), so a model

@@ -15,13 +15,15 @@ It fine-tunes a float-trained model (``training.train`` with ``quant_aware_epoch
 int8 calibrates them: a running minimum and maximum over the steps seen, each decaying
 toward 0 by ``RANGE_DECAY`` per step so a range the training has shrunk stops setting
 the rounding; the LSTM's incoming cell state on an estimate of its percentiles, the
-LOGISTIC / TANH outputs on TFLite's fixed ranges. Measured on the bundled datasets
-(docs/quantization.md, section 6), it does not lift int8 agreement with float: int8
-already agrees on every training case, and the disagreements are on held-out ones. The input is rounded after the model's input
-scaling, which is the same per-tensor rounding as the export's (it quantizes the raw
-input) for one feature and an approximation for several. Nothing changes at inference:
+LOGISTIC / TANH outputs on TFLite's fixed ranges. The input is rounded after the model's
+input scaling, which is the same per-tensor rounding as the export's (it quantizes the
+raw input) for one feature and an approximation for several. Nothing changes at inference:
 ``noisy_state.standard_model`` copies the trained weights into the plain Keras layer,
 which is what is saved.
+
+Measured on the bundled datasets (docs/quantization.md, section 6), it does not lift int8
+agreement with float: int8 already agrees on every training case, and the disagreements
+are on held-out ones.
 """
 
 from __future__ import annotations

@@ -58,11 +58,11 @@ class TrainConfig:
     #: tensor of the int8 step graph rounded to 8 bits (edgelstm/quant_aware.py); the saved
     #: model is the plain layer with the tuned weights. 0: off.
     quant_aware_epochs: int = 0
-    #: Internal: build the quantization-aware cell (the fine-tuning phase of ``train``).
-    quant_aware_phase: bool = False
 
 
-def build_model(data: datasets.Dataset, cfg: TrainConfig):
+def build_model(data: datasets.Dataset, cfg: TrainConfig, quant_aware_cell: bool = False):
+    """The compiled Keras model of ``cfg``; ``quant_aware_cell``: with the quantization-aware
+    cell (the fine-tuning phase of ``quant_aware_epochs``)."""
     from edgelstm.keras_import import import_keras
 
     keras = import_keras()
@@ -76,7 +76,8 @@ def build_model(data: datasets.Dataset, cfg: TrainConfig):
     norm.adapt(data.x_train.reshape(-1, data.features))
     layers = [keras.Input((None, data.features), name="x"), norm]
     for k in range(cfg.layers):
-        layers.append(recurrent_layer(keras, cfg, return_sequences=k < cfg.layers - 1, name=f"{cfg.cell}_{k}"))
+        layers.append(recurrent_layer(keras, cfg, quant_aware_cell, return_sequences=k < cfg.layers - 1,
+                                      name=f"{cfg.cell}_{k}"))
     if data.task == "classification":
         layers.append(L.Dense(len(data.class_names), activation="softmax", name="classes"))
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
@@ -95,7 +96,7 @@ def build_model(data: datasets.Dataset, cfg: TrainConfig):
     return model
 
 
-def recurrent_layer(keras, cfg: TrainConfig, **layer_args):
+def recurrent_layer(keras, cfg: TrainConfig, quant_aware_cell: bool = False, **layer_args):
     """The standard Keras layer of ``cfg.cell``, or with ``cfg.state_noise`` the same cell
     trained against state noise inside ``keras.layers.RNN`` (same weights)."""
     cell_args = {"units": cfg.units, "activation": cfg.activation, "recurrent_dropout": cfg.recurrent_dropout}
@@ -110,7 +111,7 @@ def recurrent_layer(keras, cfg: TrainConfig, **layer_args):
     if cfg.quant_aware_epochs and (cfg.state_noise or cfg.cell_state_penalty or cfg.recurrent_dropout):
         raise UserError("--quant-aware-epochs does not combine with --state-noise, --cell-state-penalty "
                         "or --recurrent-dropout")
-    if cfg.quant_aware_epochs and cfg.quant_aware_phase:
+    if quant_aware_cell:
         return keras.layers.RNN(quant_aware.quant_aware_cell(keras, CELLS[cfg.cell], **cell_args), **layer_args)
     if cfg.state_noise == 0 and cfg.cell_state_penalty == 0:
         return getattr(keras.layers, CELLS[cfg.cell])(**cell_args, **layer_args)
@@ -194,7 +195,7 @@ def train(data: datasets.Dataset, cfg: TrainConfig, out: str | Path, progress=No
 
 def plain_config(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with every training-only cell variant off: the architecture that is saved."""
-    return replace(cfg, state_noise=0.0, cell_state_penalty=0.0, quant_aware_phase=False)
+    return replace(cfg, state_noise=0.0, cell_state_penalty=0.0)
 
 
 def _finite_losses(history, epochs: int, phase: str = "") -> list[float]:
@@ -210,9 +211,8 @@ def _finite_losses(history, epochs: int, phase: str = "") -> list[float]:
 def _fine_tune_quant_aware(keras, data: datasets.Dataset, cfg: TrainConfig, trained, y_train, callbacks):
     """(plain model, losses): ``trained``'s weights fine-tuned for ``cfg.quant_aware_epochs``
     with the int8 step graph's rounding in the loop, at ``QUANT_AWARE_LR`` of the rate."""
-    tune = replace(cfg, epochs=cfg.quant_aware_epochs, learning_rate=cfg.learning_rate * QUANT_AWARE_LR,
-                   quant_aware_phase=True)
-    model = build_model(data, tune)
+    tune = replace(cfg, epochs=cfg.quant_aware_epochs, learning_rate=cfg.learning_rate * QUANT_AWARE_LR)
+    model = build_model(data, tune, quant_aware_cell=True)
     noisy_state.copy_weights(trained, model)
     quant_aware.calibrate(model, data.x_train, cfg.batch_size)
     history = model.fit(data.x_train, y_train, epochs=tune.epochs, batch_size=cfg.batch_size,

@@ -224,7 +224,7 @@ def test_quant_aware_forward_models_the_int8_export(cell, tmp_path):
     path = converters.export(spec, "tflite", tmp_path, opts)[0]
     int8 = stream_outputs(load(path, backend="litert", streams=len(data.x_test), on_range=lambda s: None),
                           data.x_test)[:, -1]
-    qat = training.build_model(data, replace(cfg, quant_aware_epochs=1, quant_aware_phase=True))
+    qat = training.build_model(data, replace(cfg, quant_aware_epochs=1), quant_aware_cell=True)
     training.noisy_state.copy_weights(plain, qat)
     training.quant_aware.calibrate(qat, data.x_train, 16)
     # The cell is what fine-tuning rounds; the Dense head is not, so its int8 SOFTMAX
