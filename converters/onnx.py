@@ -321,10 +321,10 @@ def _quantize_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
             # reduce_range: 7-bit weights. On x86 CPUs without VNNI (AVX2, AVX-512
             # before Cascade Lake) onnxruntime's u8 x s8 kernel adds pairs of products
             # in int16 and saturates with full 8-bit weights: the same file then answers
-            # differently per host (measured on the zoo's LSTM: max error 0.023 on an
-            # AVX2 host, inside 0.01 on a VNNI host). With 7 bits no pair can saturate,
-            # so the verification measured here holds on every CPU (and it measured
-            # 0.0003 there instead of 0.023).
+            # differently per host, and the verification measured on one host does not
+            # hold on another (the test zoo's LSTM: max error 0.023 on an AVX2 host, under
+            # 0.01 on a VNNI host; 0.0003 with 7 bits). The cost, measured on trained
+            # LSTMs (docs/quantization.md, section 8): 0-2 held-out cases in 100.
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, reduce_range=True)
         finally:
             logging.disable(previous)

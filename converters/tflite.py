@@ -74,13 +74,15 @@ CALIBRATION_PERCENTILES = {"int8": {"x": 99.99, "c": 99.0}}
 #: benchmarks/quantization_accuracy.py (README, "Quantization accuracy"; 3 seeds, 100
 #: epochs, 1e-2 cosine): the export says so on stderr with what was measured, so nobody
 #: ships that loss without knowing. kind -> (what, mean measured on PickupGesture / ACSF1
-#: / bleeding). Better-trained models lost *more* to int8 (docs/quantization.md, section 4).
+#: / bleeding, and on JapaneseVowels, where every cell met the targets). The misses are
+#: on overfit models whose answers hang on small differences of state; better-trained
+#: models of those datasets lost *more* to int8 (docs/quantization.md, sections 4, 10).
 INT8_FRAGILE = {
-    "lstm": ("int8 LSTM", "79% / 70% class agreement, RMSE +39%"),
+    "lstm": ("int8 LSTM", "79% / 70% class agreement, RMSE +39%; 99.5% on JapaneseVowels"),
     "gru": ("int8 GRU", "90% / 63% class agreement, RMSE +12%; 97% on PickupGesture when "
-                        "trained with --recurrent-dropout 0.25"),
+                        "trained with --recurrent-dropout 0.25; 99.9% on JapaneseVowels"),
     "simple_rnn": ("int8 SimpleRNN (its whole state crosses every step as int8, no gate damps the rounding)",
-                   "89% / 73% class agreement, RMSE +12%"),
+                   "89% / 73% class agreement, RMSE +12%; 99.8% on JapaneseVowels"),
 }
 
 
@@ -393,8 +395,8 @@ def export(spec: ModelSpec, out_dir: Path, options, warn) -> tuple[list[Path], d
         for kind in sorted({layer.kind for layer in spec.layers} & set(INT8_FRAGILE)):
             what, measured = INT8_FRAGILE[kind]
             warn(f"warning: {what} missed the int8 targets (98% class agreement with float, 5% RMSE "
-                 f"change) on the harder benchmark datasets ({measured}); check this model's loss below, "
-                 "or use int16x8")
+                 f"change) on three of the four harder benchmark datasets ({measured}); check this model's "
+                 "loss below, or use int16x8")
     data, desc = convert_in_child(spec, quantize, mode, seq_len, samples, calibration, options.timeout)
     path = Path(out_dir) / f"{options.basename}.tflite"
     path.write_bytes(data)

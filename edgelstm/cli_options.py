@@ -11,6 +11,9 @@ from pathlib import Path
 
 import click
 
+from edgelstm.datasets import NAMES as DATASET_NAMES
+from edgelstm.demo import DEMO_EPOCHS
+
 
 def stacked(*decorators):
     """One decorator applying ``decorators`` as if written one above the other, in this
@@ -32,7 +35,7 @@ THREADS = click.option("--threads", type=click.IntRange(1), default=None, help="
 #: --dataset NAME | --csv FILE (--target, --task, --window): what `train` and `compare` learn from
 DATA = (
     click.option("--dataset", default=None,
-                 help="Bundled dataset: basicmotions | airline | toy | pickupgesture | acsf1 | bleeding."),
+                 help="Bundled dataset: " + " | ".join(DATASET_NAMES) + "."),
     click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Learn from a CSV instead: one row per timestep, with a header."),
     click.option("--target", default=None, help="CSV: the column to predict (next value, or the window's label)."),
@@ -150,8 +153,7 @@ CHECK = stacked(
                       "or .npz/.npy sequences laid end to end. Default: the data recorded with MODEL by "
                       "`edgelstm train`, else its bundled dataset."),
     click.option("--dataset", default=None,
-                 help="A bundled dataset's held-out sequences: basicmotions | airline | toy | pickupgesture | acsf1 | "
-                      "bleeding."),
+                 help="A bundled dataset's held-out sequences: " + " | ".join(DATASET_NAMES) + "."),
     click.option("--steps", type=click.IntRange(1), default=2000, show_default=True,
                  help="Stream length; shorter data is repeated end to end, the state carrying across."),
     click.option("--segments", type=click.IntRange(1), default=10, show_default=True,
@@ -228,7 +230,7 @@ TRAIN = stacked(
 DEMO = stacked(
     click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
                  default=Path("edgelstm-demo"), show_default=True, help="Where models and exports go."),
-    click.option("--epochs", type=click.IntRange(1), default=40, show_default=True, help="Training epochs."),
+    click.option("--epochs", type=click.IntRange(1), default=DEMO_EPOCHS, show_default=True, help="Training epochs."),
     click.option("--units", type=click.IntRange(1), default=32, show_default=True, help="LSTM units."),
     click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Also write the table as JSON."),

@@ -70,7 +70,12 @@ def time_per_step(path: Path, sequence: np.ndarray, steps: int = TIMED_STEPS, ba
     return summarize(time_steps(model, rows))["p50_us"]
 
 
-def run_demo(out_dir: str | Path, epochs: int = 40, units: int = 32, echo=print) -> list[dict]:
+#: 40 epochs reached 100 % on one host and 80 / 95 / 82.5 % (seeds 0-2) on another, whose
+#: float kernels round differently; 60 reached 97.5 / 100 / 100 % there.
+DEMO_EPOCHS = 60
+
+
+def run_demo(out_dir: str | Path, epochs: int = DEMO_EPOCHS, units: int = 32, echo=print) -> list[dict]:
     from edgelstm import datasets, training
     from edgelstm.converters.accuracy import stream_outputs
     from edgelstm.core.metrics import class_accuracy

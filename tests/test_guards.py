@@ -114,6 +114,22 @@ def test_verification_never_prints_nan_without_the_reason(toy_dir, toy_npz, caps
     assert desc["verification"]["reference_diverged"] is True
 
 
+def test_verification_streams_every_heldout_sequence_up_to_its_cap(toy_dir, toy_npz):
+    """The gate is only as good as its sample: a problem in the 40th held-out sequence
+    must show (it did not when the check stopped at 16 sequences)."""
+    from edgelstm.converters import VERIFY_HELDOUT_SEQUENCES, ExportOptions, verify
+    from edgelstm.keras_import import load_model_spec
+
+    spec = load_model_spec(toy_dir / "toy.keras")
+    calm = np.full((40, 300, 1), 0.1, np.float32)
+    calm[-1] = np.tile(SEED_X.reshape(-1), 34)[:300, None]  # only the last one diverges (relu)
+    report = verify(spec, toy_npz, ExportOptions(heldout=calm), echo=lambda line: None)
+    assert report["sequences"] == 40 and report["reference_diverged"] is True
+    many = np.full((VERIFY_HELDOUT_SEQUENCES + 8, 3, 1), 0.1, np.float32)
+    assert verify(spec, toy_npz, ExportOptions(heldout=many), echo=lambda line: None)["sequences"] == \
+        VERIFY_HELDOUT_SEQUENCES
+
+
 # -- the check on write: held-out data, the model's window, labelled --------------------------
 
 def test_float_tflite_check_on_write_uses_the_window_and_says_synthetic(toy_dir):

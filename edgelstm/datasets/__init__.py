@@ -15,10 +15,11 @@ import numpy as np
 
 from edgelstm.core.errors import UserError
 
-#: The names ``load`` takes. pickupgesture, acsf1 and bleeding are the harder ones the
-#: quantization benchmark uses: variable-length gestures, long power streams, a
-#: physiological signal to forecast.
-NAMES = ("basicmotions", "airline", "toy", "pickupgesture", "acsf1", "bleeding")
+#: The names ``load`` takes. pickupgesture, acsf1, bleeding and japanesevowels are the
+#: harder ones the quantization benchmark uses: variable-length gestures, long power
+#: streams, a physiological signal to forecast, and short multichannel speech features
+#: with enough training cases (30 per class) for a model that generalises.
+NAMES = ("basicmotions", "airline", "toy", "pickupgesture", "acsf1", "bleeding", "japanesevowels")
 
 
 @dataclass
@@ -48,7 +49,8 @@ def load(name: str) -> Dataset:
     key = name.lower().replace("-", "").replace("_", "")
     loaders = {"basicmotions": basicmotions, "airline": airline, "toy": toy,
                "pickupgesture": pickup_gesture, "pickupgesturewiimotez": pickup_gesture,
-               "acsf1": acsf1, "bleeding": bleeding, "internalbleeding16": bleeding}
+               "acsf1": acsf1, "bleeding": bleeding, "internalbleeding16": bleeding,
+               "japanesevowels": japanese_vowels}
     if key not in loaders:
         raise UserError(f"unknown dataset {name!r}; bundled datasets: {', '.join(NAMES)}")
     return loaders[key]()
@@ -123,6 +125,17 @@ def acsf1() -> Dataset:
         "acsf1", "ACSF1", feature_names=["power"],
         description="appliance power consumption, 10 appliance types, 365 steps "
                     "(1460 averaged 4 to 1) per recording (UCR ACSF1)",
+    )
+
+
+def japanese_vowels() -> Dataset:
+    """9 speakers saying the vowels 'a' and 'e': 12 LPC cepstrum coefficients per frame,
+    7-29 frames per utterance (front-padded with the first frame to 29); 270 training
+    and 370 test utterances."""
+    return _classification(
+        "japanesevowels", "JapaneseVowels", feature_names=[f"lpc_{i}" for i in range(1, 13)],
+        description="12 LPC cepstrum coefficients per frame of 9 speakers saying 'ae', variable "
+                    "length 7-29 frames (front-padded with the first frame) (UCI / UEA JapaneseVowels)",
     )
 
 
