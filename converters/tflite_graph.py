@@ -190,7 +190,9 @@ def centre(t: Trace, layer: Centre, x, state):
 
 
 #: layer kind -> f(trace, layer, x, state tuple) -> (output, new state tuple)
-LAYERS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn, "dense": dense, "affine": affine, "centre": centre}
+LAYERS = {"lstm": lstm, "gru": gru, "simple_rnn": simple_rnn, "dense": dense, "affine": affine}
+#: ... and what a quantized graph traces besides the spec's own kinds (``fold_input_scaling``).
+TRACED = {**LAYERS, "centre": centre}
 
 #: Centre the input before the first kernel (when asked: int16x8) where some feature's
 #: mean lies more than this many standard deviations from zero (|offset| of the affine
@@ -257,7 +259,7 @@ def step(t: Trace, io: StepInterface, layers: list, x, states: dict):
         if layer is None:
             continue
         names = [s.name for s in io.layer_states(i)]
-        x, out = LAYERS[layer.kind](t, layer, x, tuple(states[n] for n in names))
+        x, out = TRACED[layer.kind](t, layer, x, tuple(states[n] for n in names))
         new.update(zip(names, out))
     return x, new
 
