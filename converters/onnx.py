@@ -324,7 +324,7 @@ def _quantize_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
             # differently per host, and the verification measured on one host does not
             # hold on another (the test zoo's LSTM: max error 0.023 on an AVX2 host, under
             # 0.01 on a VNNI host; 0.0003 with 7 bits). The cost, measured on trained
-            # LSTMs (docs/quantization.md, section 8): 0-2 held-out cases in 100.
+            # LSTMs (docs/quantization.md, section 8): up to 3 held-out ACSF1 cases in 100.
             quantize_dynamic(src, dst, weight_type=QuantType.QInt8, reduce_range=True)
         finally:
             logging.disable(previous)
