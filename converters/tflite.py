@@ -201,14 +201,13 @@ def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "
         raise UserError(f"unknown TFLite quantization {quantize!r}; choose from {', '.join(QUANTIZATIONS)}")
     # Integer graphs round every intermediate tensor: trace the form with fewer rounding
     # points (input scaling folded into the first kernel, biases inside the FCs).
-    quantized = quantize in INTEGER_GRAPH
+    quantized, centre = quantize in INTEGER_GRAPH, quantize in CENTRED_INPUT
     if mode == "step":
-        fn, module = tflite_graph.step_function(spec, quantized=quantized, centre=quantize in CENTRED_INPUT)
+        fn, module = tflite_graph.step_function(spec, quantized=quantized, centre=centre)
     elif mode == "sequence":
         if not seq_len:
             raise UserError("sequence mode needs --seq-len")
-        fn, module = tflite_graph.sequence_function(spec, seq_len, quantized=quantized,
-                                                    centre=quantize in CENTRED_INPUT)
+        fn, module = tflite_graph.sequence_function(spec, seq_len, quantized=quantized, centre=centre)
     else:
         raise UserError(f"unknown mode {mode!r}; choose from {', '.join(MODES)}")
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], module)
