@@ -15,7 +15,8 @@ It fine-tunes a float-trained model (``training.train`` with ``quant_aware_epoch
 int8 calibrates them: a running minimum and maximum over the steps seen, each decaying
 toward 0 by ``RANGE_DECAY`` per step so a range the training has shrunk stops setting
 the rounding; the LSTM's incoming cell state on an estimate of its percentiles, the
-LOGISTIC / TANH outputs on TFLite's fixed ranges. The input is rounded after the model's
+LOGISTIC / TANH outputs on TFLite's fixed ranges; a tanh LSTM's cell-state chain on
+16 bits, as the export carries it. The input is rounded after the model's
 input scaling, which is the same per-tensor rounding as the export's (it quantizes the
 raw input) for one feature and an approximation for several. Nothing changes at inference:
 ``noisy_state.standard_model`` copies the trained weights into the plain Keras layer,
@@ -43,6 +44,9 @@ QUANTILE_RATE = 1e-2
 CELL_STATE_PERCENTILE = 99.0
 #: int8 levels - 1: a range [lo, hi] rounds in steps of (hi - lo) / 255.
 INT8_STEPS = 255.0
+#: int16 levels - 1: the int8 step graph of a tanh LSTM carries its cell-state chain
+#: (c, f*c, i*g, c_next) in int16 (converters/tflite_cell_state.py).
+INT16_STEPS = 65535.0
 #: Rounding points per cell kind (the int8 graph's tensors, in ``_step_*`` order; the
 #: incoming states and the input first).
 POINTS = {"LSTM": 2 + 1 + 4 * 3 + 4 + 5, "GRU": 1 + 1 + 6 + 2 + 2 + 3 + 4, "SimpleRNN": 1 + 1 + 3 + 1}
@@ -56,8 +60,9 @@ class _Rounder:
         self.seen: list = []
         self.count = 0
 
-    def __call__(self, v, percentile: float | None = None, fixed: tuple | None = None):
-        """``v`` rounded on its running [min, max]; with ``percentile`` (p in (50, 100)) on a
+    def __call__(self, v, percentile: float | None = None, fixed: tuple | None = None,
+                 steps: float = INT8_STEPS):
+        """``v`` rounded in ``steps`` steps of its running [min, max]; with ``percentile`` (p in (50, 100)) on a
         running estimate of its [100 - p, p] percentiles, clipped beyond them, as the
         export calibrates that tensor (``converters.tflite.CALIBRATION_PERCENTILES``); with
         ``fixed`` on that range (what TFLite's int8 LOGISTIC and TANH output)."""
@@ -81,7 +86,7 @@ class _Rounder:
         # int8 ranges always hold 0 (its zero point is an integer level)
         lo, hi = ops.minimum(lo, 0.0), ops.maximum(hi, 0.0)
         self.seen.append(ops.stack([lo, hi]))
-        step = ops.maximum((hi - lo) / INT8_STEPS, 1e-12)
+        step = ops.maximum((hi - lo) / steps, 1e-12)
         clipped = ops.clip(v, lo, hi)
         rounded = ops.round((clipped - lo) / step) * step + lo
         through = clipped + ops.stop_gradient(rounded - clipped)
@@ -115,7 +120,8 @@ def _step_lstm(cell, q, x, states):
     ops, u = cell._ops, cell.units
     # The runtime hands every state to the graph as float and the graph quantizes it at
     # its input's scale: a second rounding after the previous step's output rounding.
-    h, c = q(states[0]), q(states[1], CELL_STATE_PERCENTILE)
+    wide = INT16_STEPS if cell.activation.__name__ == "tanh" else INT8_STEPS
+    h, c = q(states[0]), q(states[1], CELL_STATE_PERCENTILE, steps=wide)
     x = q(x)
     pre = []
     for g in range(4):
@@ -124,7 +130,7 @@ def _step_lstm(cell, q, x, states):
         pre.append(q(xs + hs))
     gate, act = cell.recurrent_activation, cell.activation
     i, f, g_, o = (activated(q, fn, v) for fn, v in zip((gate, gate, act, gate), pre))
-    c = q(q(f * c) + q(i * g_))
+    c = q(q(f * c, steps=wide) + q(i * g_, steps=wide), steps=wide)
     h = q(o * activated(q, act, c))
     return h, [h, c]
 
