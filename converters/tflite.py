@@ -52,11 +52,13 @@ INTEGER_GRAPH = ("int8", "int16x8")
 #: PickupGesture, bleeding and JapaneseVowels (bleeding LSTM RMSE change +10.4 % -> +0.2 %);
 #: int8 0.57-1.29x, no consistent gain (the centred input is rounded to int8 once more).
 CENTRED_INPUT = ("int16x8",)
-#: Quantizations whose LSTM cell state crosses every step as int16 instead of int8
-#: (converters/tflite_cell_state.py). Measured on the same trained LSTM(32) models
-#: (docs/quantization.md, section 12): with ``c`` in int8 its rounding builds up along the
-#: stream; int16 ``c`` took int8 class agreement PickupGesture 79 -> 94 %, ACSF1 70 -> 83 %
-#: and the bleeding RMSE change +39 % -> +7 % (3 seeds, README table). Such graphs also
+#: Quantizations whose integrating state (LSTM ``c``, GRU ``h``) crosses every step as
+#: int16 instead of int8, the factors of its update on 16 bits too
+#: (converters/tflite_cell_state.py). Measured on the same trained models (docs/
+#: quantization.md, sections 12 and 13): with the state in int8 its rounding builds up
+#: along the stream; int16 ``c`` took int8 LSTM class agreement PickupGesture 79 -> 94 %,
+#: ACSF1 70 -> 83 % and the bleeding RMSE change +39 % -> +7 % (3 seeds, README table);
+#: GRU: see section 13. Such graphs also
 #: centre their input: with ``c`` no longer dominating, the folded mean's weight rounding
 #: shows (bleeding seed 0: +5.0 % without centring, +3.2 % with). Step graphs only: a
 #: sequence graph starts from a constant zero state, which the converter folds into the
@@ -95,10 +97,11 @@ CALIBRATION_PERCENTILES = {"int8": {"x": 99.99, "c": 99.0}}
 #: models of those datasets lost *more* to int8 (docs/quantization.md, sections 4, 10).
 INT8_FRAGILE = {
     "lstm": ("int8 LSTM", "class agreement PickupGesture 94%, ACSF1 83%, JapaneseVowels 99.6%; bleeding RMSE +7.3%, "
-                          "with the cell state in int16 as step graphs of tanh LSTMs carry it; "
+                          "with the cell state in int16 as step graphs carry it; "
                           "79%, 70%, 99.5%, +39% with it in int8"),
-    "gru": ("int8 GRU", "class agreement PickupGesture 90% (97% when trained with --recurrent-dropout 0.25), "
-                        "ACSF1 63%, JapaneseVowels 99.9%; bleeding RMSE +12%"),
+    "gru": ("int8 GRU", "class agreement PickupGesture 95% (97% when trained with --recurrent-dropout 0.25), "
+                        "ACSF1 72% (87% with dropout), JapaneseVowels 99.8%; bleeding RMSE +10%, with h in int16 "
+                        "as step graphs carry it; 90%, 63%, 99.9%, +12% with it in int8"),
     "simple_rnn": ("int8 SimpleRNN (its whole state crosses every step as int8, no gate damps the rounding)",
                    "class agreement PickupGesture 89%, ACSF1 73%, JapaneseVowels 99.8%; bleeding RMSE +12%"),
 }
@@ -206,15 +209,15 @@ def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "
     """Build the graph and run the TFLite converter here; returns the flatbuffer, parsed
     once for what follows (without the edgelstm metadata: see ``finish``).
 
-    ``wide_cell_state``: carry the cell state of every tanh LSTM as int16 (default: for
-    the quantizations in ``WIDE_CELL_STATE``; tests compare both)."""
+    ``wide_cell_state``: carry the integrating state of every LSTM (``c``) and GRU (``h``)
+    as int16 (default: for the quantizations in ``WIDE_CELL_STATE``; tests compare both)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
     if quantize not in QUANTIZATIONS:
         raise UserError(f"unknown TFLite quantization {quantize!r}; choose from {', '.join(QUANTIZATIONS)}")
     if wide_cell_state is None:
-        wide_cell_state = quantize in WIDE_CELL_STATE and mode == "step" and _tanh_lstms(spec) > 0
+        wide_cell_state = quantize in WIDE_CELL_STATE and mode == "step" and _integrating_states(spec) > 0
     fn, module = _traced(spec, quantize, mode, seq_len, wide_cell_state)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], module)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -246,6 +249,8 @@ def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "
             raise UserError(f"TFLite converter failed ({quantize}, {mode}): {one_line(exc)}") from None
     if wide_cell_state:
         data = _widened(spec, data)
+    if quantize in INTEGER_GRAPH:
+        _check_biases(quantize, data)
     fb = TFLiteFile(data)
     bad = forbidden_ops(fb.all_operators)
     if bad:
@@ -273,17 +278,26 @@ def _widened(spec: ModelSpec, data: bytes) -> bytes:
     from edgelstm.converters.tflite_cell_state import widen_cell_state
 
     data, chains = widen_cell_state(data)
-    lstms = _tanh_lstms(spec)
-    if chains != lstms:  # the traced cell changed shape: say so rather than ship int8 c
-        raise UserError(f"internal error: found the cell-state update of {chains} of {lstms} tanh LSTM "
+    layers = _integrating_states(spec)
+    if chains != layers:  # the traced cell changed shape: say so rather than ship an int8 state
+        raise UserError(f"internal error: found the state update of {chains} of {layers} LSTM / GRU "
                         "layers in the int8 graph")
     return data
 
 
-def _tanh_lstms(spec: ModelSpec) -> int:
-    """LSTM layers whose ``c`` can be widened: the update feeds TANH, which has an int16
-    kernel in LiteRT and TFLM. Any other activation (relu, softsign, ...) keeps ``c`` int8."""
-    return sum(layer.kind == "lstm" and layer.activation == "tanh" for layer in spec.layers)
+def _check_biases(quantize: str, data: bytes) -> None:
+    from edgelstm.converters.tflite_cell_state import misquantized_biases
+
+    shared = misquantized_biases(data)
+    if shared:  # the converter merged equal constants: say so rather than ship wrong answers
+        raise UserError(f"internal error: the {quantize} graph shares bias tensors between FULLY_CONNECTED "
+                        f"ops of different scales ({', '.join(shared)})")
+
+
+def _integrating_states(spec: ModelSpec) -> int:
+    """Layers with a state that integrates (``s = gate*s + new``): every LSTM (``c``) and
+    every GRU (``h``)."""
+    return sum(layer.kind in ("lstm", "gru") for layer in spec.layers)
 
 
 def io_description(fb: TFLiteFile) -> dict:

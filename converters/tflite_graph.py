@@ -73,6 +73,15 @@ class Trace:
             self.constants[cache_key] = _tf().constant(np.ascontiguousarray(value))
         return self.constants[cache_key]
 
+    def summed_bias(self, layer, g: int):
+        """Gate ``g``'s input and recurrent biases (a reset_after GRU's rows 0 and 1) as one."""
+        cache_key = (id(layer), "summed_bias", g)
+        if cache_key not in self.constants:
+            u, bias = layer.units, layer.weights["bias"]
+            value = bias[0, g * u:(g + 1) * u] + bias[1, g * u:(g + 1) * u]
+            self.constants[cache_key] = _tf().constant(np.ascontiguousarray(value))
+        return self.constants[cache_key]
+
     def kernel(self, layer, key: str, column: slice | None = None):
         """A (out, in) kernel: FULLY_CONNECTED's own layout, so no TRANSPOSE gets folded into
         a private copy of the weights for every use (T copies in a sequence graph)."""
@@ -141,13 +150,22 @@ def gru(t: Trace, layer, x, state):
     def part(row, g):
         return None if row is False else t.const(layer, "bias", row, slice(g * u, (g + 1) * u))
 
-    xz, xr, xh = (_fc(x, blocks[g][0], part(b_x, g)) for g in range(3))
     if layer.reset_after:
-        hz, hr, hh = (_fc(h, blocks[g][1], part(b_h, g)) for g in range(3))
+        # z and r: both biases summed in the input FC. Kept apart they are two constants
+        # that training keeps bit-identical whenever the kernel computes their (equal)
+        # gradients exactly alike (Keras with recurrent_dropout), and the converter merges
+        # identical constants into one bias tensor quantized on one FC's scale, wrong for
+        # the other (int16x8 PickupGesture GRU trained so: 50-58 % agreement with float).
+        summed = (lambda g: t.summed_bias(layer, g)) if layer.use_bias else (lambda g: None)
+        xz, xr = (_fc(x, blocks[g][0], summed(g)) for g in range(2))
+        xh = _fc(x, blocks[2][0], part(b_x, 2))
+        hz, hr = (_fc(h, blocks[g][1]) for g in range(2))
+        hh = _fc(h, blocks[2][1], part(b_h, 2))
         z = gate(xz + hz)
         r = gate(xr + hr)
         candidate = act(xh + r * hh)
     else:
+        xz, xr, xh = (_fc(x, blocks[g][0], part(b_x, g)) for g in range(3))
         hz, hr = (_fc(h, blocks[g][1]) for g in range(2))
         z = gate(xz + hz)
         r = gate(xr + hr)

@@ -15,8 +15,9 @@ It fine-tunes a float-trained model (``training.train`` with ``quant_aware_epoch
 int8 calibrates them: a running minimum and maximum over the steps seen, each decaying
 toward 0 by ``RANGE_DECAY`` per step so a range the training has shrunk stops setting
 the rounding; the LSTM's incoming cell state on an estimate of its percentiles, the
-LOGISTIC / TANH outputs on TFLite's fixed ranges; a tanh LSTM's cell-state chain on
-16 bits, as the export carries it. The input is rounded after the model's
+LOGISTIC / TANH outputs on TFLite's fixed ranges; the integrating state's update (LSTM
+``c``, GRU ``h``: the state, its two products, the GRU's ``z`` and ``1 - z``) on 16 bits,
+as the export carries it. The input is rounded after the model's
 input scaling, which is the same per-tensor rounding as the export's (it quantizes the
 raw input) for one feature and an approximation for several. Nothing changes at inference:
 ``noisy_state.standard_model`` copies the trained weights into the plain Keras layer,
@@ -44,12 +45,13 @@ QUANTILE_RATE = 1e-2
 CELL_STATE_PERCENTILE = 99.0
 #: int8 levels - 1: a range [lo, hi] rounds in steps of (hi - lo) / 255.
 INT8_STEPS = 255.0
-#: int16 levels - 1: the int8 step graph of a tanh LSTM carries its cell-state chain
-#: (c, f*c, i*g, c_next) in int16 (converters/tflite_cell_state.py).
+#: int16 levels - 1: the int8 step graph carries the update of an LSTM's ``c`` and a
+#: GRU's ``h`` in int16 (the state, both products, the GRU's ``z`` and ``1 - z``), and the
+#: GRU's kernels read an int8 copy of ``h`` (converters/tflite_cell_state.py).
 INT16_STEPS = 65535.0
 #: Rounding points per cell kind (the int8 graph's tensors, in ``_step_*`` order; the
 #: incoming states and the input first).
-POINTS = {"LSTM": 2 + 1 + 4 * 3 + 4 + 5, "GRU": 1 + 1 + 6 + 2 + 2 + 3 + 4, "SimpleRNN": 1 + 1 + 3 + 1}
+POINTS = {"LSTM": 2 + 1 + 4 * 3 + 4 + 5, "GRU": 2 + 1 + 6 + 2 + 2 + 3 + 4, "SimpleRNN": 1 + 1 + 3 + 1}
 
 
 class _Rounder:
@@ -107,9 +109,10 @@ class _Rounder:
 FIXED_OUTPUT = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 
 
-def activated(q, fn, v):
-    """``fn(v)`` rounded as the int8 graph rounds that activation's output."""
-    return q(fn(v), fixed=FIXED_OUTPUT.get(getattr(fn, "__name__", "")))
+def activated(q, fn, v, steps: float = INT8_STEPS):
+    """``fn(v)`` rounded as the int8 graph rounds that activation's output (``steps``:
+    INT16_STEPS where the graph runs its int16 kernel)."""
+    return q(fn(v), fixed=FIXED_OUTPUT.get(getattr(fn, "__name__", "")), steps=steps)
 
 
 def _columns(m, g: int, units: int):
@@ -120,7 +123,7 @@ def _step_lstm(cell, q, x, states):
     ops, u = cell._ops, cell.units
     # The runtime hands every state to the graph as float and the graph quantizes it at
     # its input's scale: a second rounding after the previous step's output rounding.
-    wide = INT16_STEPS if cell.activation.__name__ == "tanh" else INT8_STEPS
+    wide = INT16_STEPS  # c's update chain (converters/tflite_cell_state.py)
     h, c = q(states[0]), q(states[1], CELL_STATE_PERCENTILE, steps=wide)
     x = q(x)
     pre = []
@@ -138,15 +141,20 @@ def _step_lstm(cell, q, x, states):
 def _step_gru(cell, q, x, states):
     ops, u = cell._ops, cell.units
     (h,) = states if isinstance(states, (list, tuple)) else (states,)
-    h, x = q(h), q(x)
-    xz, xr, xh = (q(ops.matmul(x, _columns(cell.kernel, g, u)) + _columns(cell.bias[0], g, u)) for g in range(3))
-    hz, hr, hh = (q(ops.matmul(h, _columns(cell.recurrent_kernel, g, u)) + _columns(cell.bias[1], g, u))
-                  for g in range(3))
+    wide = INT16_STEPS  # h's update chain, z and 1 - z (converters/tflite_cell_state.py)
+    h = q(h, steps=wide)
+    h8, x = q(h), q(x)  # the kernels read an int8 copy of the int16 state
+    # z and r: both biases in the input product, as the graph sums them (converters/tflite_graph.py)
+    xz, xr = (q(ops.matmul(x, _columns(cell.kernel, g, u)) + _columns(cell.bias[0] + cell.bias[1], g, u))
+              for g in range(2))
+    xh = q(ops.matmul(x, _columns(cell.kernel, 2, u)) + _columns(cell.bias[0], 2, u))
+    hz, hr = (q(ops.matmul(h8, _columns(cell.recurrent_kernel, g, u))) for g in range(2))
+    hh = q(ops.matmul(h8, _columns(cell.recurrent_kernel, 2, u)) + _columns(cell.bias[1], 2, u))
     gate, act = cell.recurrent_activation, cell.activation
-    z = activated(q, gate, q(xz + hz))
+    z = activated(q, gate, q(xz + hz), wide)
     r = activated(q, gate, q(xr + hr))
     candidate = activated(q, act, q(xh + q(r * hh)))
-    h = q(q(z * h) + q(q(1.0 - z) * candidate))
+    h = q(q(z * h, steps=wide) + q(q(1.0 - z, steps=wide) * candidate, steps=wide), steps=wide)
     return h, [h]
 
 
