@@ -249,9 +249,11 @@ def convert_in_process(spec: ModelSpec, quantize: str = "float32", mode: str = "
             raise UserError(f"TFLite converter failed ({quantize}, {mode}): {one_line(exc)}") from None
     if wide_cell_state:
         data = _widened(spec, data)
-    if quantize in INTEGER_GRAPH:
-        _check_biases(quantize, data)
     fb = TFLiteFile(data)
+    shared = misquantized_biases(fb) if quantize in INTEGER_GRAPH else []
+    if shared:  # the converter merged equal constants: say so rather than ship wrong answers
+        raise UserError(f"internal error: the {quantize} graph shares bias tensors between FULLY_CONNECTED "
+                        f"ops of different scales ({', '.join(shared)})")
     bad = forbidden_ops(fb.all_operators)
     if bad:
         raise UserError(f"the TFLite graph contains ops no edge engine runs: {', '.join(bad)}")
@@ -285,13 +287,21 @@ def _widened(spec: ModelSpec, data: bytes) -> bytes:
     return data
 
 
-def _check_biases(quantize: str, data: bytes) -> None:
-    from edgelstm.converters.tflite_cell_state import misquantized_biases
-
-    shared = misquantized_biases(data)
-    if shared:  # the converter merged equal constants: say so rather than ship wrong answers
-        raise UserError(f"internal error: the {quantize} graph shares bias tensors between FULLY_CONNECTED "
-                        f"ops of different scales ({', '.join(shared)})")
+def misquantized_biases(fb: TFLiteFile) -> list[str]:
+    """Names of non-zero bias tensors that FULLY_CONNECTEDs with different input x weight
+    scales share. A quantized bias is stored on one such scale, so it is wrong for every
+    other FC that reads it; the converter shares one when it merges equal constants (a
+    GRU's z/r biases under recurrent_dropout did this before ``tflite_graph.gru`` summed
+    them)."""
+    scales: dict[int, set] = {}
+    for name, inputs in zip(fb.operators, fb.operator_inputs):
+        if name != "FULLY_CONNECTED" or len(inputs) < 3 or inputs[2] < 0:
+            continue
+        x, w = (tensor_quantization(fb.tensors[i]) for i in inputs[:2])
+        if x is not None and w is not None:
+            scales.setdefault(inputs[2], set()).add(round(float(np.log2(x[0] * w[0])), 3))
+    return [fb.tensors[b]["name"] for b, seen in scales.items()
+            if len(seen) > 1 and any(fb.buffer_bytes(fb.tensors[b]["buffer"]))]
 
 
 def _integrating_states(spec: ModelSpec) -> int:

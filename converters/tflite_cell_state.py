@@ -58,37 +58,6 @@ def widen_cell_state(data: bytes) -> tuple[bytes, int]:
     return bytes(builder.Output()), chains
 
 
-def misquantized_biases(data: bytes) -> list[str]:
-    """Names of non-zero bias tensors that FULLY_CONNECTEDs with different input x weight
-    scales share. A quantized bias is stored on one such scale, so it is wrong for every
-    other FC that reads it; the converter shares one when it merges equal constants (a
-    GRU's z/r biases under recurrent_dropout did this before ``tflite_graph.gru`` summed
-    them)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(data, 0)
-    sg = model.subgraphs[0]
-    scales: dict[int, set] = {}
-    for op in sg.operators:
-        oc = model.operatorCodes[op.opcodeIndex]
-        if max(oc.builtinCode, oc.deprecatedBuiltinCode) != schema.BuiltinOperator.FULLY_CONNECTED:
-            continue
-        if len(op.inputs) < 3 or op.inputs[2] < 0:
-            continue
-        x, w = (sg.tensors[int(i)].quantization for i in op.inputs[:2])
-        if x is None or w is None or x.scale is None or w.scale is None:
-            continue  # float: nothing to get wrong
-        scale = float(x.scale[0]) * float(w.scale[0])
-        scales.setdefault(int(op.inputs[2]), set()).add(round(float(np.log2(scale)), 3))
-    bad = []
-    for b, seen in scales.items():
-        t = sg.tensors[b]
-        values = model.buffers[t.buffer].data if t.buffer else None
-        if len(seen) > 1 and values is not None and np.any(np.asarray(values)):
-            bad.append((t.name or b"?").decode(errors="replace"))
-    return bad
-
-
 class _Graph:
     """The first subgraph, with the edits to make and where to put the new ops."""
 

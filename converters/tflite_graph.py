@@ -59,28 +59,29 @@ class Trace:
     fuse_bias: bool = False
     constants: dict = field(default_factory=dict)
 
+    def _cached(self, cache_key, value):
+        """One tf constant per key; ``value()`` computes its array the first time."""
+        if cache_key not in self.constants:
+            self.constants[cache_key] = _tf().constant(np.ascontiguousarray(value()))
+        return self.constants[cache_key]
+
     def const(self, layer, key: str, part: slice | int | None = None, column: slice | None = None,
               transpose: bool = False):
-        cache_key = (id(layer), key, repr(part), repr(column), transpose)
-        if cache_key not in self.constants:
-            value = layer.weights[key]
+        def value():
+            v = layer.weights[key]
             if part is not None:
-                value = value[part]
+                v = v[part]
             if column is not None:
-                value = value[..., column]
-            if transpose:
-                value = value.T
-            self.constants[cache_key] = _tf().constant(np.ascontiguousarray(value))
-        return self.constants[cache_key]
+                v = v[..., column]
+            return v.T if transpose else v
+
+        return self._cached((id(layer), key, repr(part), repr(column), transpose), value)
 
     def summed_bias(self, layer, g: int):
         """Gate ``g``'s input and recurrent biases (a reset_after GRU's rows 0 and 1) as one."""
-        cache_key = (id(layer), "summed_bias", g)
-        if cache_key not in self.constants:
-            u, bias = layer.units, layer.weights["bias"]
-            value = bias[0, g * u:(g + 1) * u] + bias[1, g * u:(g + 1) * u]
-            self.constants[cache_key] = _tf().constant(np.ascontiguousarray(value))
-        return self.constants[cache_key]
+        cols = slice(g * layer.units, (g + 1) * layer.units)
+        return self._cached((id(layer), "summed_bias", g),
+                            lambda: layer.weights["bias"][0, cols] + layer.weights["bias"][1, cols])
 
     def kernel(self, layer, key: str, column: slice | None = None):
         """A (out, in) kernel: FULLY_CONNECTED's own layout, so no TRANSPOSE gets folded into

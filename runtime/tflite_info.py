@@ -134,11 +134,12 @@ class TFLiteFile:
         self.inputs = main.scalars(1, "i")
         self.outputs = main.scalars(2, "i")
         self.operators = [self.ops_codes[op.scalar(0, "I")] for op in main.tables(3)]
+        self.operator_inputs = [op.scalars(1, "i") for op in main.tables(3)]
         # Every subgraph's operators count (a WHILE body lives in another subgraph).
         self.all_operators = [self.ops_codes[op.scalar(0, "I")] for sg in subgraphs for op in sg.tables(3)]
         self.metadata = {}
         for entry in model.tables(6):
-            self.metadata[entry.string(0)] = self._buffer_bytes(entry.scalar(1, "I"))
+            self.metadata[entry.string(0)] = self.buffer_bytes(entry.scalar(1, "I"))
         self.signatures = {}
         for sig in model.tables(7):
             self.signatures[sig.string(2)] = {
@@ -153,13 +154,15 @@ class TFLiteFile:
         zps = q.scalars(3, "q") if q is not None else []
         return {
             "name": t.string(3),
+            "buffer": t.scalar(2, "I"),
             "shape": t.scalars(0, "i"),
             "dtype": TENSOR_TYPES.get(t.scalar(1, "b"), str(t.scalar(1, "b"))),
             "scales": scales,
             "zero_points": zps,
         }
 
-    def _buffer_bytes(self, index: int) -> bytes:
+    def buffer_bytes(self, index: int) -> bytes:
+        """The bytes of buffer ``index`` (a tensor's ``buffer``, a metadata entry's): b"" for none."""
         if index >= len(self.buffers):
             return b""
         b = self.buffers[index]
